@@ -1,0 +1,90 @@
+# Air-gapped LLM inference hosts: the two commands are `make lab` and `make test`.
+# Every target installs what it needs first (`make setup`), so a fresh Debian 12
+# machine needs nothing but this checkout.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT      := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+PYTHON    ?= /usr/bin/python3
+VENV      := $(ROOT)/.venv
+STAMPS    := $(ROOT)/build/stamps
+NODES     ?=
+SCENARIO  ?=
+
+export PATH := $(VENV)/bin:$(PATH)
+export CONTAINERS_CONF := $(ROOT)/lab/containers.conf
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+export PYTHONDONTWRITEBYTECODE := 1
+ifneq ($(NODES),)
+export AIRGAP_LAB_NODES := $(NODES)
+endif
+
+# Debian packages the controller needs: podman (+runc, see ENVIRONMENT.md),
+# debootstrap for the base image, apt-utils and gnupg for the signed lab
+# mirror, nftables and iproute2 for the namespace tests, chromium for the
+# report's browser test, openssh-client for report signing, curl for benches.
+DEB_PACKAGES := podman runc netavark aardvark-dns debootstrap python3-venv apt-utils gnupg \
+                nftables iproute2 chromium openssh-client curl ca-certificates
+
+.PHONY: help setup deps venv collections image mirror lab lab-down test lint unit molecule bench clean
+
+help:
+	@echo "make lab       build the lab, converge it (site.yml), audit it, print the report path"
+	@echo "make test      lint, unit tests and every Molecule scenario (what CI runs)"
+	@echo "make lab-down  remove the lab's containers and networks"
+	@echo "make setup | lint | unit | molecule [SCENARIO=name] | bench"
+
+setup: deps venv collections image mirror
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(STAMPS)/venv
+$(STAMPS)/venv: requirements.txt
+	@mkdir -p $(STAMPS)
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	@touch $@
+
+collections: venv
+	@python scripts/check_collections.py
+
+image: deps
+	@scripts/build_base_image.sh
+
+mirror: deps
+	@scripts/build_mirror.sh
+
+lab: setup
+	ansible-playbook playbooks/lab_up.yml
+	ansible-playbook playbooks/site.yml
+	ansible-playbook playbooks/audit.yml
+	@echo "Report: $$(readlink -f reports/latest)/index.html"
+
+lab-down: venv
+	ansible-playbook playbooks/lab_down.yml
+
+lint: venv
+	yamllint -s .
+	ansible-lint
+
+unit: venv
+	pytest -q tests
+
+molecule: setup
+	@if [ -n "$(SCENARIO)" ]; then molecule test -s $(SCENARIO); else molecule test --all; fi
+
+test: setup lint unit molecule
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "== $$b"; python $$b; done
+
+clean: lab-down
+	rm -rf build reports

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Dynamic inventory of the podman lab (the embedded default inventory).
+
+Reads lab/topology.yml and prints the hosts, groups and per-host addresses that
+lab_up.yml creates. The node count is AIRGAP_LAB_NODES (default from the
+profile), the profile AIRGAP_LAB_PROFILE (default "lab"). Nothing is checked
+here beyond what is needed to print JSON: the lab_env role validates the
+topology with clear errors before anything is created, so a bad value such as
+AIRGAP_LAB_NODES=0 reaches that validation instead of vanishing in an
+inventory-parse warning.
+"""
+import ipaddress
+import json
+import os
+import sys
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOPOLOGY = os.environ.get("AIRGAP_LAB_TOPOLOGY", os.path.join(ROOT, "lab", "topology.yml"))
+
+
+def host_address(subnet, number):
+    if not subnet:
+        return None
+    return str(ipaddress.ip_network(subnet, strict=False)[number])
+
+
+def build(topology, profile_name, nodes_raw):
+    profile = topology["profiles"].get(profile_name)
+    if profile is None:
+        # Let validation report it: an empty lab with the bad name recorded.
+        return {"_meta": {"hostvars": {}},
+                "all": {"vars": {"lab_profile": profile_name, "lab_profile_known": False,
+                                 "lab_profiles": sorted(topology["profiles"])}}}
+    prefix = profile["prefix"]
+    net_names = list(profile["networks"])
+    roles = {"internal": net_names[0] if net_names else None,
+             "outside": net_names[1] if len(net_names) > 1 else None}
+    try:
+        count = int(nodes_raw if nodes_raw not in (None, "") else profile["nodes"])
+    except (TypeError, ValueError):
+        count = 0
+
+    def attach(role_names, number):
+        nets = []
+        for role in role_names:
+            name = roles.get(role, role)
+            spec = profile["networks"].get(name, {})
+            nets.append({"name": name, "ipv4": host_address(spec.get("ipv4"), number),
+                         "ipv6": host_address(spec.get("ipv6"), number)})
+        return nets
+
+    hostvars = {}
+    groups = {"gpu_nodes": [], "mirrors": [], "lab_outside": []}
+    for name, spec in topology["hosts"].items():
+        hostvars[name] = {"lab_container": prefix + name,
+                          "lab_networks": attach(spec["networks"], spec["host_number"])}
+        groups[spec["group"]].append(name)
+    node_spec = topology["gpu_nodes"]
+    for index in range(1, max(count, 0) + 1):
+        name = "gpu-node-%d" % index
+        hostvars[name] = {"lab_container": prefix + name,
+                          "lab_networks": attach(node_spec["networks"],
+                                                 node_spec["first_host_number"] + index - 1)}
+        groups["gpu_nodes"].append(name)
+    for vars_ in hostvars.values():
+        vars_.update(ansible_connection="containers.podman.podman",
+                     ansible_host=vars_["lab_container"],
+                     ansible_python_interpreter="/usr/bin/python3")
+    out = {"_meta": {"hostvars": hostvars},
+           "all": {"children": ["lab", "ungrouped"],
+                   "vars": {"lab_profile": profile_name, "lab_profile_known": True,
+                            "lab_prefix": prefix, "lab_image": topology["image"],
+                            "lab_networks_spec": profile["networks"],
+                            "lab_nodes_requested": nodes_raw if nodes_raw not in (None, "") else profile["nodes"]}},
+           "lab": {"children": sorted(groups)}}
+    for group, members in groups.items():
+        out[group] = {"hosts": members}
+    return out
+
+
+def main(argv):
+    with open(TOPOLOGY, encoding="utf-8") as fh:
+        topology = yaml.safe_load(fh)
+    data = build(topology, os.environ.get("AIRGAP_LAB_PROFILE", "lab"), os.environ.get("AIRGAP_LAB_NODES"))
+    if len(argv) > 1 and argv[1] == "--host":
+        print(json.dumps(data["_meta"]["hostvars"].get(argv[2], {})))
+    else:
+        print(json.dumps(data, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

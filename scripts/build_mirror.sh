@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Build the content the lab's mirror serves, under build/mirror/www:
+#   debian/   a signed apt repository of real .deb files from Debian's archive
+#   keys/     the lab archive key (public part) that airgap_repos installs
+#   models/   a generated demo model with its SHA256SUMS manifest
+#   images/   archives of the container images the lab needs
+# Rebuilt only when its recipe (this script, the package list, the model
+# generator) changes. The lab signing key is made once and kept in build/.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+build="$here/build"
+www="$build/mirror/www"
+pkgfile="$here/lab/mirror/packages.txt"
+stamp="$build/mirror/.recipe"
+recipe=$(cat "$0" "$pkgfile" "$here/scripts/make_demo_model.py" | sha256sum | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$recipe" ] && [ -f "$www/debian/dists/bookworm/InRelease" ]; then
+    echo "mirror content is up to date (recipe $recipe)"
+    exit 0
+fi
+
+mkdir -p "$build/apt/lists/partial" "$build/apt/cache/archives/partial" "$build/gnupg"
+chmod 700 "$build/gnupg"
+rm -rf "$www.new"
+mkdir -p "$www.new/debian/pool/main" "$www.new/debian/dists/bookworm/main/binary-amd64" "$www.new/keys" "$www.new/models" "$www.new/images"
+
+# Debian's archive with every component: the NVIDIA userland lives in
+# non-free. A private sources list and state dir leave the machine's apt alone.
+archive=${AIRGAP_DEBIAN_MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
+archive=${archive:-http://deb.debian.org/debian}
+echo "deb $archive bookworm main contrib non-free non-free-firmware" > "$build/apt/sources.list"
+aptopts=(-o "Dir::Etc::SourceList=$build/apt/sources.list" -o "Dir::Etc::SourceParts=-"
+         -o "Dir::State::Lists=$build/apt/lists" -o "Dir::Cache=$build/apt/cache" -o "APT::Get::List-Cleanup=0" -o "APT::Sandbox::User=root")
+apt-get "${aptopts[@]}" update -qq
+mapfile -t pkgs < <(grep -v '^\s*#' "$pkgfile" | awk 'NF{print $1}')
+(cd "$www.new/debian/pool/main" && apt-get "${aptopts[@]}" download -qq "${pkgs[@]}")
+
+# The lab's archive signing key, made once. A real mirror's key lives in an
+# HSM or on the mirror host; the lab's is throwaway and says so in its uid.
+export GNUPGHOME="$build/gnupg"
+if ! gpg --batch --list-secret-keys airgap-lab-mirror >/dev/null 2>&1; then
+    gpg --batch --pinentry-mode loopback --passphrase '' \
+        --quick-gen-key "airgap-lab-mirror (LAB ONLY, throwaway) <mirror@lab.internal>" ed25519 sign never
+fi
+gpg --batch --export airgap-lab-mirror > "$www.new/keys/airgap-lab-archive.gpg"
+
+cd "$www.new/debian"
+apt-ftparchive packages pool > dists/bookworm/main/binary-amd64/Packages
+gzip -9nk dists/bookworm/main/binary-amd64/Packages
+apt-ftparchive \
+    -o APT::FTPArchive::Release::Origin=airgap-lab -o APT::FTPArchive::Release::Label=airgap-lab \
+    -o APT::FTPArchive::Release::Suite=bookworm -o APT::FTPArchive::Release::Codename=bookworm \
+    -o APT::FTPArchive::Release::Architectures=amd64 -o APT::FTPArchive::Release::Components=main \
+    release dists/bookworm > dists/bookworm/Release
+gpg --batch --yes --pinentry-mode loopback --passphrase '' -u airgap-lab-mirror --clearsign -o dists/bookworm/InRelease dists/bookworm/Release
+gpg --batch --yes --pinentry-mode loopback --passphrase '' -u airgap-lab-mirror -abs -o dists/bookworm/Release.gpg dists/bookworm/Release
+cd "$here"
+
+python3 "$here/scripts/make_demo_model.py" "$www.new/models/demo-model"
+
+rm -rf "$www"
+mv "$www.new" "$www"
+echo "$recipe" > "$stamp"
+echo "mirror content built in $www (recipe $recipe): ${#pkgs[@]} packages, demo model"
