@@ -98,6 +98,67 @@ def lab_spec_hash(args):
     return hashlib.sha256("\0".join(args).encode("utf-8")).hexdigest()[:16]
 
 
+# The canary's services (lab/canary/airgap-canary.py): what each probe sends.
+CANARY_SERVICES = (
+    {"proto": "tcp", "port": 80},
+    {"proto": "tcp", "port": 443},
+    {"proto": "dns", "port": 53},
+    {"proto": "udp", "port": 123},
+    {"proto": "icmp"},
+)
+
+
+def lab_canary_targets(canary_vars, canary_name="canary"):
+    """egress_probe targets for every canary service on every canary address."""
+    targets = []
+    for net in canary_vars["lab_networks"]:
+        for key in ("ipv4", "ipv6"):
+            if not net.get(key):
+                continue
+            for svc in CANARY_SERVICES:
+                target = dict(svc, dest=net[key])
+                label = svc["proto"] + ("/%d" % svc["port"] if "port" in svc else "")
+                target["name"] = "%s %s %s" % (canary_name, net[key], label)
+                targets.append(target)
+    return targets
+
+
+def _record_matches(record, target):
+    """Does a canary packet record show the probe described by target?"""
+    if record.get("dst") != target["dest"]:
+        return False
+    proto = target["proto"]
+    if proto == "icmp":
+        return record.get("proto") in ("icmp", "icmpv6")
+    wire = "udp" if proto in ("udp", "dns") else "tcp"
+    return record.get("proto") == wire and record.get("port") == target.get("port")
+
+
+def lab_canary_seen(record_lines, sources, targets):
+    """Split targets into those the canary recorded from any of `sources` and those it did not.
+
+    record_lines are the canary's JSON lines; sources the probing host's addresses.
+    Returns {"seen": [target names], "unseen": [target names], "records": n}.
+    """
+    import json
+    records = []
+    for line in record_lines:
+        line = line.strip()
+        if line:
+            rec = json.loads(line)
+            if rec.get("src") in sources:
+                records.append(rec)
+    seen, unseen = [], []
+    for target in targets:
+        (seen if any(_record_matches(r, target) for r in records) else unseen).append(target["name"])
+    return {"seen": seen, "unseen": unseen, "records": len(records)}
+
+
+def lab_host_addresses(host_vars):
+    """Every IPv4 and IPv6 address of a lab host, from its inventory entry."""
+    return [net[k] for net in host_vars.get("lab_networks", []) for k in ("ipv4", "ipv6") if net.get(k)]
+
+
 class FilterModule(object):
     """Lab topology filters."""
 
@@ -106,4 +167,7 @@ class FilterModule(object):
             "lab_topology_errors": lab_topology_errors,
             "lab_run_args": lab_run_args,
             "lab_spec_hash": lab_spec_hash,
+            "lab_canary_targets": lab_canary_targets,
+            "lab_canary_seen": lab_canary_seen,
+            "lab_host_addresses": lab_host_addresses,
         }

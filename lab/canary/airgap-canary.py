@@ -107,17 +107,18 @@ def dual_stack(kind, port):
     return sock
 
 
+# Both answers reply to ANY datagram, well-formed or not: the canary exists to
+# make a leak visible to the sender, not to be a correct DNS or NTP server.
 def dns_answer(query):
-    """Answer any query with NXDOMAIN and the same id, so a prober sees a reply."""
-    if len(query) < 12:
-        return None
+    """Answer with NXDOMAIN and the query's id, so a prober sees a reply."""
+    query = query.ljust(12, b"\x00")
     flags = 0x8183  # response, recursion desired+available, NXDOMAIN
     return query[:2] + struct.pack("!H", flags) + query[4:6] + b"\x00\x00\x00\x00\x00\x00" + query[12:]
 
 
 def ntp_answer(query):
-    if len(query) < 48:
-        return None
+    """Answer with a server-mode NTP packet echoing the client's transmit time."""
+    query = query.ljust(48, b"\x00")
     now = time.time() + 2208988800
     ts = struct.pack("!II", int(now), int((now % 1) * 2**32))
     return bytes([0x24, 2, 0, 0xEC]) + b"\x00" * 8 + b"LAB\x00" + ts + query[40:48] + ts + ts
@@ -143,9 +144,7 @@ def serve():
                     conn.close()
             else:
                 data, peer = sock.recvfrom(4096)
-                reply = dns_answer(data) if port == 53 else ntp_answer(data)
-                if reply:
-                    sock.sendto(reply, peer)
+                sock.sendto(dns_answer(data) if port == 53 else ntp_answer(data), peer)
 
 
 def main():
