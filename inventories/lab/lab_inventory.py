@@ -68,11 +68,22 @@ def build(topology, profile_name, nodes_raw):
         vars_.update(ansible_connection="containers.podman.podman",
                      ansible_host=vars_["lab_container"],
                      ansible_python_interpreter="/usr/bin/python3")
+    # The controller itself, explicit so its modules run under the interpreter
+    # that runs Ansible (the project's virtualenv), not whatever is first on PATH.
+    hostvars["localhost"] = {"ansible_connection": "local",
+                             "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
     out = {"_meta": {"hostvars": hostvars},
-           "all": {"children": ["lab", "ungrouped"],
+           "controller": {"hosts": ["localhost"]},
+           "all": {"children": ["lab", "controller", "ungrouped"],
                    "vars": {"lab_profile": profile_name, "lab_profile_known": True,
                             "lab_prefix": prefix, "lab_image": topology["image"],
                             "lab_networks_spec": profile["networks"],
+                            # The machine running Ansible sits on each lab bridge at the
+                            # subnet's first address (podman's gateway): it is "the
+                            # controller" that firewall rules must keep admitting.
+                            "lab_controller_addresses": {
+                                name: [host_address(spec.get("ipv4"), 1), host_address(spec.get("ipv6"), 1)]
+                                for name, spec in profile["networks"].items()},
                             "lab_nodes_requested": nodes_raw if nodes_raw not in (None, "") else profile["nodes"]}},
            "lab": {"children": sorted(groups)}}
     for group, members in groups.items():
