@@ -61,7 +61,7 @@ def firewall_allowlist_probes(egress_norm):
         for port in entry["ports"]:
             probes.append({"name": "%s tcp/%d allowed" % (entry["name"], port), "dest": host,
                            "proto": "tcp", "port": port, "expect": "reachable"})
-        closed = next(p for p in _CLOSED_CANDIDATES if p not in entry["ports"])
+        closed = next(p for p in _CLOSED_CANDIDATES + tuple(range(1, 65536)) if p not in entry["ports"])
         probes.append({"name": "%s tcp/%d not allowed" % (entry["name"], closed), "dest": host,
                        "proto": "tcp", "port": closed, "expect": "blocked"})
     return {"probes": probes, "unprobed": unprobed}
@@ -112,6 +112,11 @@ def firewall_evidence(observed):
     to probe ingress with, gives `error`.
     """
     drift = observed.get("drift") or {}
+    if not drift or drift.get("skipped") or "drift" not in drift:
+        # Without the drift check nobody looked at the live table: say so.
+        why = "the live-table check did not run"
+        return [make_record(cid, "firewall", "error", {"result": why, "table": observed.get("table")})
+                for cid in ("NET-EGRESS-DENY", "NET-EGRESS-ALLOWLIST", "NET-INGRESS-RESTRICT")]
     table_present = bool(drift.get("table_present"))
     drifted = bool(drift.get("drift"))
     drift_ev = {"table": observed.get("table"), "table_present": table_present, "drift": drifted,

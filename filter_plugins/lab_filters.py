@@ -43,6 +43,7 @@ def lab_topology_errors(nodes_requested, networks_spec, hosts, hostvars, profile
                 continue
             if net.version != version:
                 errors.append("network %s: %s %r is not an IPv%d subnet" % (name, key, value, version))
+                continue
             subnets.append((name, net))
     for i, (name_a, net_a) in enumerate(subnets):
         for name_b, net_b in subnets[i + 1:]:

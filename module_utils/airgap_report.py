@@ -54,6 +54,11 @@ TOOL_NAME = "airgap compliance_report"
 TOOL_VERSION = "1.0.0"
 
 SEVERITIES = ("critical", "high", "medium", "low")
+
+# The roles a control may name: DESIGN.md section 3, plus host_hardening, this
+# project's own role for the HOST-* controls.
+PROJECT_ROLES = ("airgap_repos", "network_vlan", "firewall", "nvidia_driver", "container_runtime",
+                 "model_weights", "vllm_server", "isolation_monitor", "compliance_report", "host_hardening")
 REQUIRED_FRAMEWORKS = ("bsi", "nist_800_53", "hipaa")
 FRAMEWORK_LABELS = {
     "bsi": "BSI IT-Grundschutz",

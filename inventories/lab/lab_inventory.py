@@ -17,6 +17,7 @@ import sys
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MAX_NODES = 50  # the same limit as filter_plugins/lab_filters.py
 TOPOLOGY = os.environ.get("AIRGAP_LAB_TOPOLOGY", os.path.join(ROOT, "lab", "topology.yml"))
 
 
@@ -40,6 +41,9 @@ def build(topology, profile_name, nodes_raw):
     try:
         count = int(nodes_raw if nodes_raw not in (None, "") else profile["nodes"])
     except (TypeError, ValueError):
+        count = 0
+    if count > MAX_NODES:
+        # Out of range: no nodes, so the lab_env role's validation names the value.
         count = 0
 
     def attach(role_names, number):

@@ -26,8 +26,7 @@ DESIGN_CONTROLS = (
 )
 HOST_CONTROLS = ("HOST-SSHD", "HOST-SYSCTL", "HOST-JOURNAL", "HOST-LISTENERS")
 # DESIGN.md section 3, the roles.
-ROLES = ("airgap_repos", "network_vlan", "firewall", "nvidia_driver", "container_runtime",
-         "model_weights", "vllm_server", "isolation_monitor", "compliance_report")
+ROLES = rep.PROJECT_ROLES
 AREA_FILES = ("network.yml", "repos.yml", "gpu.yml", "weights.yml", "vllm.yml", "monitor.yml", "host.yml")
 
 
