@@ -57,6 +57,50 @@ def lab_topology_errors(nodes_requested, networks_spec, hosts, hostvars, profile
     return errors
 
 
+def lab_subnet_conflicts(networks_spec, routes, protected):
+    """Errors for lab subnets that would capture the controller's own traffic.
+
+    routes: `ip -j route` / `ip -6 -j route` entries of the controller;
+    protected: addresses the controller itself needs (DNS servers, package
+    registries). A lab bridge on an overlapping subnet would hijack them.
+    Routes whose destination is exactly a lab subnet are the lab's own bridges
+    from an earlier run and are not conflicts.
+    """
+    errors = []
+    lab_nets = []
+    for name, spec in (networks_spec or {}).items():
+        for key in ("ipv4", "ipv6"):
+            try:
+                lab_nets.append((name, ipaddress.ip_network((spec or {}).get(key), strict=False)))
+            except (TypeError, ValueError):
+                continue  # reported by lab_topology_errors
+    own = set(str(net) for _, net in lab_nets)
+    for route in routes or []:
+        dst = route.get("dst")
+        if not dst or dst == "default" or dst in own:
+            continue
+        try:
+            rnet = ipaddress.ip_network(dst if "/" in dst else dst + ("/128" if ":" in dst else "/32"), strict=False)
+        except ValueError:
+            continue
+        if rnet.is_link_local or rnet.is_multicast:
+            continue
+        for name, net in lab_nets:
+            if net.version == rnet.version and net.overlaps(rnet):
+                errors.append("lab network %s (%s) overlaps the controller's route to %s via %s; choose another subnet "
+                              "in lab/topology.yml" % (name, net, dst, route.get("dev", "?")))
+    for addr in protected or []:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            continue
+        for name, net in lab_nets:
+            if ip.version == net.version and ip in net:
+                errors.append("lab network %s (%s) contains %s, an address the controller needs (DNS or package "
+                              "registry); choose another subnet in lab/topology.yml" % (name, net, addr))
+    return errors
+
+
 def _mirror_entries(hostvars, mirrors):
     entries = []
     for mirror in mirrors:
@@ -166,6 +210,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "lab_topology_errors": lab_topology_errors,
+            "lab_subnet_conflicts": lab_subnet_conflicts,
             "lab_run_args": lab_run_args,
             "lab_spec_hash": lab_spec_hash,
             "lab_canary_targets": lab_canary_targets,
