@@ -11,6 +11,7 @@ __metaclass__ = type
 
 import hashlib
 import ipaddress
+import os
 import re
 
 NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -130,7 +131,9 @@ def lab_run_args(host, hostvars, groups, image, profile, mirror_www):
         args += ["--privileged", "--cgroupns=host", "--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw"]
         args += _mirror_entries(hostvars, groups.get("mirrors", []))
     elif host in groups.get("mirrors", []):
-        args += ["--volume=%s:/srv/mirror:ro" % mirror_www]
+        # The parent folder is mounted, not www itself: build_mirror.sh replaces
+        # www with a rename, which a running mirror then sees at once.
+        args += ["--volume=%s:/srv/mirror:ro" % os.path.dirname(mirror_www.rstrip("/"))]
     else:
         # The canary records packets through an AF_PACKET socket.
         args += ["--cap-add=NET_RAW"]

@@ -3,7 +3,7 @@
 #   debian/   a signed apt repository of real .deb files from Debian's archive
 #   keys/     the lab archive key (public part) that airgap_repos installs
 #   models/   a generated demo model with its SHA256SUMS manifest
-#   images/   archives of the container images the lab needs
+#   images/   OCI archives of the container images the lab needs (+ SHA256SUMS)
 # Rebuilt only when its recipe (this script, the package list, the model
 # generator) changes. The lab signing key is made once and kept in build/.
 set -euo pipefail
@@ -13,7 +13,12 @@ build="$here/build"
 www="$build/mirror/www"
 pkgfile="$here/lab/mirror/packages.txt"
 stamp="$build/mirror/.recipe"
-recipe=$(cat "$0" "$pkgfile" "$here/scripts/make_demo_model.py" | sha256sum | cut -c1-16)
+image=${AIRGAP_LAB_IMAGE:-localhost/airgap-lab-base:bookworm}
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/lab/containers.conf}
+# The image archive is part of the content: a new base image means a new mirror.
+image_recipe=$(podman image inspect --format '{{ index .Labels "airgap.recipe" }}' "$image" 2>/dev/null || true)
+[ -n "$image_recipe" ] || { echo "base image $image is missing: run scripts/build_base_image.sh first" >&2; exit 1; }
+recipe=$( (cat "$0" "$pkgfile" "$here/scripts/make_demo_model.py"; echo "$image_recipe") | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$recipe" ] && [ -f "$www/debian/dists/bookworm/InRelease" ]; then
     echo "mirror content is up to date (recipe $recipe)"
     exit 0
@@ -57,6 +62,11 @@ gpg --batch --yes --pinentry-mode loopback --passphrase '' -u airgap-lab-mirror 
 cd "$here"
 
 python3 "$here/scripts/make_demo_model.py" "$www.new/models/demo-model"
+
+# Container images the lab's GPU nodes may run, as OCI archives with a
+# checksum list: nodes load them with `podman load`, never from a registry.
+podman save --quiet --format oci-archive -o "$www.new/images/airgap-lab-base_bookworm.oci.tar" "$image"
+(cd "$www.new/images" && sha256sum ./*.oci.tar | sed 's| \./| |' > SHA256SUMS)
 
 rm -rf "$www"
 mv "$www.new" "$www"

@@ -241,12 +241,13 @@ def test_gpu_node_arguments():
     assert add_hosts == ["--add-host=%s:10.89.0.10" % MIRROR_NAME,
                          "--add-host=%s:fd00:89::a" % MIRROR_NAME]
     assert not any(a.startswith("--cap-add") for a in args)
-    assert not any(a.startswith("--volume=%s" % WWW) for a in args)
+    assert not any(a.startswith("--volume=/srv/lab") for a in args)
 
 
 def test_mirror_arguments():
     args = _args("mirror")
-    assert "--volume=%s:/srv/mirror:ro" % WWW in args
+    # The parent of www is mounted, so a rebuilt www (renamed into place) shows at once.
+    assert "--volume=/srv/lab:/srv/mirror:ro" in args
     assert "--network=airgap-internal:ip=10.89.0.10,ip6=fd00:89::a" in args
     for forbidden in ("--privileged", "--cgroupns=host", "--cap-add=NET_RAW"):
         assert forbidden not in args
@@ -429,9 +430,39 @@ def test_filter_module_exposes_every_filter():
     filters = lab_filters.FilterModule().filters()
     assert filters == {
         "lab_topology_errors": lab_topology_errors,
+        "lab_subnet_conflicts": lab_filters.lab_subnet_conflicts,
         "lab_run_args": lab_run_args,
         "lab_spec_hash": lab_spec_hash,
         "lab_canary_targets": lab_canary_targets,
         "lab_canary_seen": lab_canary_seen,
         "lab_host_addresses": lab_host_addresses,
     }
+
+
+# --- lab_subnet_conflicts: a lab bridge must never capture the controller's own traffic ---
+
+SPEC = {"airgap-internal": {"ipv4": "10.89.0.0/24", "ipv6": "fd00:89::/64"},
+        "airgap-outside": {"ipv4": "198.18.0.0/24", "ipv6": "2001:db8:113::/64"}}
+
+
+def test_subnet_conflicts_none_on_a_clean_machine():
+    routes = [{"dst": "default", "dev": "eth0"}, {"dst": "192.0.2.0/24", "dev": "eth0"},
+              {"dst": "fe80::/64", "dev": "eth0"}]
+    assert lab_filters.lab_subnet_conflicts(SPEC, routes, ["10.255.255.53", "203.0.113.80"]) == []
+
+
+def test_subnet_conflicts_ignore_the_labs_own_bridges():
+    routes = [{"dst": "10.89.0.0/24", "dev": "podman1"}, {"dst": "198.18.0.0/24", "dev": "podman2"}]
+    assert lab_filters.lab_subnet_conflicts(SPEC, routes, []) == []
+
+
+def test_subnet_conflicts_route_overlap_is_refused():
+    errors = lab_filters.lab_subnet_conflicts(SPEC, [{"dst": "10.89.0.0/16", "dev": "eth1"}], [])
+    assert len(errors) == 1 and "airgap-internal" in errors[0] and "10.89.0.0/16" in errors[0] and "eth1" in errors[0]
+
+
+def test_subnet_conflicts_registry_address_inside_a_lab_subnet_is_refused():
+    spec = dict(SPEC, **{"airgap-outside": {"ipv4": "203.0.113.0/24", "ipv6": "2001:db8:113::/64"}})
+    errors = lab_filters.lab_subnet_conflicts(spec, [], ["203.0.113.80", "2001:db8:113::5"])
+    assert len(errors) == 2
+    assert all("airgap-outside" in e for e in errors)
