@@ -75,10 +75,10 @@ def test_lab_addresses_as_written_in_design_and_topology():
     assert hv["mirror"]["lab_networks"] == [
         {"name": "airgap-internal", "ipv4": "10.89.0.10", "ipv6": "fd00:89::a"}]
     assert hv["canary"]["lab_networks"] == [
-        {"name": "airgap-outside", "ipv4": "203.0.113.10", "ipv6": "2001:db8:113::a"}]
+        {"name": "airgap-outside", "ipv4": "198.18.0.10", "ipv6": "2001:db8:113::a"}]
     assert hv["gpu-node-2"]["lab_networks"] == [
         {"name": "airgap-internal", "ipv4": "10.89.0.22", "ipv6": "fd00:89::16"},
-        {"name": "airgap-outside", "ipv4": "203.0.113.22", "ipv6": "2001:db8:113::16"}]
+        {"name": "airgap-outside", "ipv4": "198.18.0.22", "ipv6": "2001:db8:113::16"}]
 
 
 @pytest.mark.parametrize("profile,nodes", [("lab", None), ("lab", 3), ("molecule", None), ("molecule", 2)])
@@ -123,7 +123,7 @@ def test_controller_addresses_are_each_bridge_gateway():
     data = inventory()
     assert data["all"]["vars"]["lab_controller_addresses"] == {
         "airgap-internal": ["10.89.0.1", "fd00:89::1"],
-        "airgap-outside": ["203.0.113.1", "2001:db8:113::1"]}
+        "airgap-outside": ["198.18.0.1", "2001:db8:113::1"]}
 
 
 def test_molecule_profile_has_its_own_names_and_subnets():
@@ -177,14 +177,14 @@ def test_host_option_prints_one_hosts_vars():
     proc = run_inventory(args=("--host", "gpu-node-1"))
     hv = json.loads(proc.stdout)
     assert hv["lab_container"] == "airgap-lab-gpu-node-1"
-    assert hv["lab_networks"][1] == {"name": "airgap-outside", "ipv4": "203.0.113.21",
+    assert hv["lab_networks"][1] == {"name": "airgap-outside", "ipv4": "198.18.0.21",
                                      "ipv6": "2001:db8:113::15"}
     assert hv == inventory()["_meta"]["hostvars"]["gpu-node-1"]
 
 
 def test_host_option_honours_the_profile():
     hv = json.loads(run_inventory(profile="molecule", args=("--host", "canary")).stdout)
-    assert hv["lab_networks"] == [{"name": "airgap-mol-outside", "ipv4": "198.51.100.10",
+    assert hv["lab_networks"] == [{"name": "airgap-mol-outside", "ipv4": "198.18.100.10",
                                    "ipv6": "2001:db8:100::a"}]
 
 
