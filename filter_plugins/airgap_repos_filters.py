@@ -43,10 +43,8 @@ import sys
 
 from urllib.parse import urlsplit
 
-try:
-    from ansible.errors import AnsibleFilterError
-except ImportError:  # pragma: no cover - plain Python without Ansible
-    AnsibleFilterError = ValueError
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 try:
     from ansible.module_utils.airgap_evidence import make_record
@@ -65,7 +63,8 @@ ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 VERSION_RE = re.compile(r"^([0-9]+:)?[0-9][A-Za-z0-9.+~-]*$")
 # RPM names are looser (upper case, underscores); still no spaces or shell characters.
 RPM_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-SUITE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+# A suite name, or a flat repository's path ("./", "stable/"); never "..".
+SUITE_RE = re.compile(r"^(?!.*\.\.)(\./|[A-Za-z0-9][A-Za-z0-9._/-]*)$")
 COMPONENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 PATH_SEGMENT_RE = re.compile(r"^[A-Za-z0-9._~+-]+$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -247,7 +246,7 @@ def _normalise_held(value, family, errors):
     return held
 
 
-def _normalise_key(inputs, mirror, keyring_dir, key_name, errors):
+def _normalise_key(inputs, mirror, keyring_dir, key_name, family, errors):
     url = inputs.get(V_KEY_URL) or ""
     content = inputs.get(V_KEY_CONTENT) or ""
     pin = inputs.get(V_KEY_SHA) or ""
@@ -280,11 +279,15 @@ def _normalise_key(inputs, mirror, keyring_dir, key_name, errors):
                       "unless the key's sha256 was obtained out of band" % (V_KEY_SHA, V_KEY_URL))
         return None
     armored = resolved.lower().endswith(".asc")
+    if family == "RedHat" and not armored:
+        errors.append("%s %r: on the RedHat family the key must be ASCII-armoured and named *.asc (rpm reads no "
+                      "binary keyrings)" % (V_KEY_URL, url))
+        return None
     return {"source": "url", "url": resolved, "content": None, "sha256": pin, "armored": armored,
             "file": "%s/%s.%s" % (keyring_dir, key_name, "asc" if armored else "gpg")}
 
 
-def _normalise_words(value, var, regex, errors, allow_empty=False):
+def _normalise_words(value, var, regex, errors, allow_empty=False, what="name"):
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or (not value and not allow_empty):
@@ -292,8 +295,10 @@ def _normalise_words(value, var, regex, errors, allow_empty=False):
         return []
     out = []
     for index, item in enumerate(value):
-        if not isinstance(item, str) or URL_IN_TEXT_RE.search(item) or not regex.match(item):
-            errors.append("%s[%d] %r is not valid" % (var, index, item))
+        if isinstance(item, str) and URL_IN_TEXT_RE.search(item):
+            errors.append("%s[%d] %r is a URL; the only URL this role accepts is %s" % (var, index, item, V_MIRROR))
+        elif not isinstance(item, str) or not regex.match(item):
+            errors.append("%s[%d] %r is not a valid %s" % (var, index, item, what))
         elif item in out:
             errors.append("%s[%d] %r is listed twice" % (var, index, item))
         else:
@@ -325,11 +330,13 @@ def _normalise_dnf(value, mirror, errors):
 
 
 def _bool(inputs, var, default, errors):
+    """A boolean as Ansible reads one (true/false, yes/no ...), else an error."""
     value = inputs.get(var, default)
-    if isinstance(value, bool):
-        return value
-    errors.append("%s must be true or false, got %r" % (var, value))
-    return default
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        errors.append("%s must be true or false, got %r" % (var, value))
+        return default
 
 
 def repos_settings(mirror_url, inputs, paths=None, family="Debian"):
@@ -356,7 +363,7 @@ def repos_settings(mirror_url, inputs, paths=None, family="Debian"):
                 "install_recommends": _bool(inputs, V_RECOMMENDS, False, errors),
                 "paths": paths}
     settings["key"] = _normalise_key(inputs, mirror, paths.get("keyring_dir", "/etc/apt/keyrings"),
-                                     paths.get("key_name", "airgap-mirror"), errors)
+                                     paths.get("key_name", "airgap-mirror"), family, errors)
     settings["held"] = _normalise_held(inputs.get(V_HELD), family, errors)
     if family == "Debian":
         try:
@@ -365,12 +372,16 @@ def repos_settings(mirror_url, inputs, paths=None, family="Debian"):
             errors.append(str(exc))
             settings["apt_uri"] = None
         suite = inputs.get(V_SUITE)
-        if not isinstance(suite, str) or URL_IN_TEXT_RE.search(suite) or not SUITE_RE.match(suite):
+        if isinstance(suite, str) and URL_IN_TEXT_RE.search(suite):
+            errors.append("%s %r is a URL; the only URL this role accepts is %s" % (V_SUITE, suite, V_MIRROR))
+            suite = None
+        elif not isinstance(suite, str) or not SUITE_RE.match(suite):
             errors.append("%s %r is not a valid suite name (for example bookworm)" % (V_SUITE, suite))
             suite = None
         settings["suite"] = suite
         flat = bool(suite and suite.endswith("/"))
-        components = _normalise_words(inputs.get(V_COMPONENTS), V_COMPONENTS, COMPONENT_RE, errors, allow_empty=flat)
+        components = _normalise_words(inputs.get(V_COMPONENTS), V_COMPONENTS, COMPONENT_RE, errors,
+                                      allow_empty=flat, what="component name")
         if flat and components:
             errors.append("%s must be empty for a flat repository (%s %r ends with '/')" % (V_COMPONENTS, V_SUITE, suite))
         settings["components"] = components
