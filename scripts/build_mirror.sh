@@ -30,15 +30,26 @@ rm -rf "$www.new"
 mkdir -p "$www.new/debian/pool/main" "$www.new/debian/dists/bookworm/main/binary-amd64" "$www.new/keys" "$www.new/models" "$www.new/images"
 
 # Debian's archive with every component: the NVIDIA userland lives in
-# non-free. A private sources list and state dir leave the machine's apt alone.
+# non-free. bookworm-backports carries a second, older build of it, so the lab
+# can pin one real version and be offered a newer one (packages.txt names
+# exact versions; nothing else is taken from backports). A private sources
+# list and state dir leave the machine's apt alone.
 archive=${AIRGAP_DEBIAN_MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 archive=${archive:-http://deb.debian.org/debian}
-echo "deb $archive bookworm main contrib non-free non-free-firmware" > "$build/apt/sources.list"
+printf 'deb %s bookworm main contrib non-free non-free-firmware\ndeb %s bookworm-backports main contrib non-free\n' \
+    "$archive" "$archive" > "$build/apt/sources.list"
 aptopts=(-o "Dir::Etc::SourceList=$build/apt/sources.list" -o "Dir::Etc::SourceParts=-"
          -o "Dir::State::Lists=$build/apt/lists" -o "Dir::Cache=$build/apt/cache" -o "APT::Get::List-Cleanup=0" -o "APT::Sandbox::User=root")
 apt-get "${aptopts[@]}" update -qq
 mapfile -t pkgs < <(grep -v '^\s*#' "$pkgfile" | awk 'NF{print $1}')
 (cd "$www.new/debian/pool/main" && apt-get "${aptopts[@]}" download -qq "${pkgs[@]}")
+# apt-get download keeps an epoch in the file name, URL-encoded (libpci3_1%3a3.9.0-4_amd64.deb),
+# which a web server decodes to ':' and then cannot find; Debian's pool names omit the epoch.
+for deb in "$www.new"/debian/pool/main/*%3a*.deb; do
+    [ -e "$deb" ] || continue
+    base=${deb##*/}
+    mv "$deb" "${deb%/*}/${base%%_*}_${base#*%3a}"
+done
 
 # The lab's archive signing key, made once. A real mirror's key lives in an
 # HSM or on the mirror host; the lab's is throwaway and says so in its uid.
