@@ -12,16 +12,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import difflib
 import ipaddress
 import os
 import sys
 
 try:
-    from ansible.module_utils.airgap_evidence import make_record
+    from ansible.module_utils.airgap_evidence import make_record, worst_status
 except ImportError:
     # Controller-side plugins do not see the configured module_utils path.
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-    from airgap_evidence import make_record  # noqa: E402
+    from airgap_evidence import make_record, worst_status  # noqa: E402
 
 # Ports tried as "surely not allowlisted" (the first not on the entry wins).
 _CLOSED_CANDIDATES = (9, 8000, 65001)
@@ -164,6 +165,116 @@ def firewall_evidence(observed):
     return records
 
 
+# --------------------------------------------------------------------------
+# Drift of role-managed files (generic: any role's verify step can use it)
+# --------------------------------------------------------------------------
+
+# A diff bigger than this is cut: the evidence must stay readable in the report.
+_DIFF_MAX_CHARS = 20000
+
+
+def _diff_entries(diff):
+    """The template module's `diff` as a list (one dict for attributes, a list for content)."""
+    if isinstance(diff, dict):
+        return [diff]
+    if isinstance(diff, list):
+        return [d for d in diff if isinstance(d, dict)]
+    return []
+
+
+def _unified(before, after, path):
+    """A unified diff from the host's file to the role's rendering, cut to a readable size."""
+    text = "".join(difflib.unified_diff(
+        before.splitlines(True), after.splitlines(True),
+        fromfile="%s (on the host)" % path, tofile="%s (as the role renders it)" % path))
+    if len(text) > _DIFF_MAX_CHARS:
+        text = text[:_DIFF_MAX_CHARS] + "\n... (diff cut at %d characters)\n" % _DIFF_MAX_CHARS
+    return text
+
+
+def _file_state(result):
+    """Classify one check-mode template result: matches, differs, missing or not_checked.
+
+    The task is registered with changed_when: false (so the audit changes
+    nothing, also in the recap), which overwrites `changed`; "would change" is
+    therefore read from the diff the module returned, which changed_when
+    leaves as it was.
+    """
+    item = result.get("item") or {}
+    path = item.get("dest") or result.get("dest") or result.get("path")
+    out = {"path": path}
+    if result.get("skipped") or "diff" not in result:
+        # No diff means nobody compared the file: never a pass.
+        out["state"] = "not_checked"
+        out["reason"] = result.get("msg") or result.get("skip_reason") or "the check-mode comparison did not run"
+        return out
+    state = "matches"
+    attributes = {}
+    for entry in _diff_entries(result["diff"]):
+        before, after = entry.get("before"), entry.get("after")
+        if isinstance(before, dict) or isinstance(after, dict):
+            before, after = before or {}, after or {}
+            for key in sorted(set(before) | set(after)):
+                if key != "path" and before.get(key) != after.get(key):
+                    attributes[key] = {"on_host": before.get(key), "declared": after.get(key)}
+            continue
+        if entry.get("dst_binary") or entry.get("dst_larger"):
+            state = "differs"
+            out["diff"] = "the file on the host is binary or too large to show; its content differs"
+        elif "before_header" not in entry and not before:
+            state = "missing"
+        elif (before or "") != (after or ""):
+            state = "differs"
+            out["diff"] = _unified(before or "", after or "", path)
+    if attributes:
+        out["attributes"] = attributes
+        if state == "matches":
+            state = "differs"
+    out["state"] = state
+    return out
+
+
+def airgap_managed_file_drift(registered, role):
+    """Evidence records from a check-mode render of a role's managed files.
+
+    registered: the result of a looped ``ansible.builtin.template`` task run
+    with ``check_mode: true`` and ``diff: true``, whose loop items carry
+    ``control`` (the control the file belongs to) and ``dest``. Returns one
+    record per control: ``fail`` when a file was hand-edited, removed or has
+    other owner/mode than declared (with a unified diff from the host's file
+    to the role's rendering), ``error`` when a file could not be compared,
+    else ``pass``.
+    """
+    if isinstance(registered, dict):
+        results = registered.get("results", [])
+    else:
+        results = registered or []
+    by_control = {}
+    for result in results:
+        if not isinstance(result, dict):
+            continue
+        control = (result.get("item") or {}).get("control")
+        if not control:
+            raise ValueError("airgap_managed_file_drift: each loop item needs 'control' (the control the file belongs to)")
+        by_control.setdefault(control, []).append(_file_state(result))
+    records = []
+    for control, files in by_control.items():
+        drifted = [f["path"] for f in files if f["state"] in ("differs", "missing")]
+        unchecked = [f["path"] for f in files if f["state"] == "not_checked"]
+        statuses = ["pass"] + (["fail"] if drifted else []) + (["error"] if unchecked else [])
+        problems = []
+        if drifted:
+            problems.append("%d managed file(s) differ from what the role installs (hand-edited, removed or "
+                            "other owner/mode): %s" % (len(drifted), ", ".join(drifted)))
+        if unchecked:
+            problems.append("%d managed file(s) could not be compared: %s" % (len(unchecked), ", ".join(unchecked)))
+        records.append(make_record(control, role, worst_status(statuses), {
+            "result": "; ".join(problems) or "every managed file matches what the role installs",
+            "check": "managed files rendered by the role in check mode and compared with the host's copies",
+            "files": files}))
+    return records
+
+
 class FilterModule(object):
     """Firewall verification filters."""
 
@@ -173,4 +284,5 @@ class FilterModule(object):
             "firewall_allowlist_probes": firewall_allowlist_probes,
             "firewall_ingress_probes": firewall_ingress_probes,
             "firewall_evidence": firewall_evidence,
+            "airgap_managed_file_drift": airgap_managed_file_drift,
         }

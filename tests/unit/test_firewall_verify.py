@@ -13,6 +13,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 import egress_probe
@@ -22,6 +27,7 @@ from ansible.module_utils.airgap_probe import validate_targets
 from firewall_filters import firewall_normalize_egress, firewall_normalize_ingress
 from firewall_verify import (
     airgap_is_ip,
+    airgap_managed_file_drift,
     firewall_allowlist_probes,
     firewall_evidence,
     firewall_ingress_probes,
@@ -365,4 +371,169 @@ def test_filter_module_exposes_every_filter():
         "firewall_allowlist_probes": firewall_allowlist_probes,
         "firewall_ingress_probes": firewall_ingress_probes,
         "firewall_evidence": firewall_evidence,
+        "airgap_managed_file_drift": airgap_managed_file_drift,
     }
+
+
+
+# --------------------------------------------------------------------------
+# airgap_managed_file_drift (hand-edited managed files)
+# --------------------------------------------------------------------------
+# The shapes below are what ansible-core 2.19's template module returns with
+# check_mode: true, diff: true and changed_when: false (recorded from real
+# runs); test_managed_file_drift_with_the_real_template_module below produces
+# them with the real module.
+
+_UNIT = "/etc/systemd/system/airgap-firewall.service"
+_ITEM = {"control": "NET-EGRESS-DENY", "src": "airgap-firewall.service.j2", "dest": _UNIT, "mode": "0644"}
+_RENDERED = "[Service]\nExecStart=/usr/sbin/nft -f /etc/nftables.d/airgap_firewall.nft\n"
+
+
+def _same():
+    return {"changed": False, "failed": False, "item": dict(_ITEM), "dest": _UNIT, "path": _UNIT,
+            "diff": {"before": {"path": _UNIT}, "after": {"path": _UNIT}}}
+
+
+def _edited(before):
+    return {"changed": False, "failed": False, "item": dict(_ITEM),
+            "diff": [{"before": before, "after": _RENDERED, "before_header": _UNIT,
+                      "after_header": "/root/.ansible/tmp/x/airgap-firewall.service.j2"}]}
+
+
+def _registered(*results):
+    return {"changed": False, "msg": "All items completed", "results": list(results)}
+
+
+def test_managed_file_matching_passes():
+    records = airgap_managed_file_drift(_registered(_same()), "firewall")
+    assert len(records) == 1
+    rec = validate_record(records[0])
+    assert (rec["id"], rec["role"], rec["status"]) == ("NET-EGRESS-DENY", "firewall", "pass")
+    assert rec["evidence"]["files"] == [{"path": _UNIT, "state": "matches"}]
+    assert "every managed file matches" in rec["evidence"]["result"]
+
+
+def test_managed_file_hand_edited_fails_with_a_unified_diff():
+    edited = _RENDERED.replace("nft -f", "true #")
+    rec = airgap_managed_file_drift(_registered(_edited(edited)), "firewall")[0]
+    assert rec["status"] == "fail"
+    entry = rec["evidence"]["files"][0]
+    assert entry["state"] == "differs" and entry["path"] == _UNIT
+    diff = entry["diff"].splitlines()
+    assert diff[0] == "--- %s (on the host)" % _UNIT
+    assert diff[1] == "+++ %s (as the role renders it)" % _UNIT
+    assert "-ExecStart=/usr/sbin/true # /etc/nftables.d/airgap_firewall.nft" in diff
+    assert "+ExecStart=/usr/sbin/nft -f /etc/nftables.d/airgap_firewall.nft" in diff
+    assert _UNIT in rec["evidence"]["result"]
+    # The controller's temporary file name is noise for an auditor.
+    assert "ansible/tmp" not in entry["diff"]
+
+
+def test_managed_file_removed_fails_as_missing():
+    missing = {"changed": False, "failed": False, "item": dict(_ITEM),
+               "diff": [{"before": "", "after": _RENDERED, "after_header": "/root/.ansible/tmp/x/t.j2"}]}
+    rec = airgap_managed_file_drift(_registered(missing), "firewall")[0]
+    assert rec["status"] == "fail"
+    assert rec["evidence"]["files"][0]["state"] == "missing"
+
+
+def test_managed_file_emptied_is_a_difference_not_a_missing_file():
+    rec = airgap_managed_file_drift(_registered(_edited("")), "firewall")[0]
+    assert rec["status"] == "fail"
+    assert rec["evidence"]["files"][0]["state"] == "differs"
+    assert "+[Service]" in rec["evidence"]["files"][0]["diff"]
+
+
+def test_managed_file_other_mode_fails_with_both_values():
+    result = _same()
+    result["diff"] = {"before": {"path": _UNIT, "mode": "0666"}, "after": {"path": _UNIT, "mode": "0644"}}
+    rec = airgap_managed_file_drift(_registered(result), "firewall")[0]
+    assert rec["status"] == "fail"
+    assert rec["evidence"]["files"][0]["attributes"] == {"mode": {"on_host": "0666", "declared": "0644"}}
+
+
+def test_managed_file_binary_content_fails_without_showing_it():
+    result = {"changed": False, "item": dict(_ITEM), "diff": [{"dst_binary": 1, "before_header": _UNIT}]}
+    rec = airgap_managed_file_drift(_registered(result), "firewall")[0]
+    assert rec["status"] == "fail"
+    assert "binary" in rec["evidence"]["files"][0]["diff"]
+
+
+@pytest.mark.parametrize("result", [
+    {"changed": False, "failed": False, "item": dict(_ITEM), "msg": "Failed to get information on remote file"},
+    {"changed": False, "skipped": True, "item": dict(_ITEM), "skip_reason": "Conditional result was False"},
+])
+def test_managed_file_not_compared_is_an_error_never_a_pass(result):
+    rec = airgap_managed_file_drift(_registered(result), "firewall")[0]
+    assert rec["status"] == "error"
+    assert rec["evidence"]["files"][0]["state"] == "not_checked"
+    assert rec["evidence"]["files"][0]["reason"]
+
+
+def test_managed_file_drift_one_record_per_control_worst_status_wins():
+    other = dict(_ITEM, control="NET-INGRESS-RESTRICT", dest="/etc/other.conf")
+    edited = _edited("x\n")
+    edited["item"] = other
+    broken = {"changed": False, "item": dict(_ITEM, dest="/etc/third"), "msg": "boom"}
+    records = airgap_managed_file_drift(_registered(_same(), edited, broken), "firewall")
+    assert [(r["id"], r["status"]) for r in records] == [("NET-EGRESS-DENY", "error"), ("NET-INGRESS-RESTRICT", "fail")]
+    assert [f["state"] for f in records[0]["evidence"]["files"]] == ["matches", "not_checked"]
+
+
+def test_managed_file_long_diff_is_cut():
+    rec = airgap_managed_file_drift(_registered(_edited("junk line\n" * 5000)), "firewall")[0]
+    assert len(rec["evidence"]["files"][0]["diff"]) < 21000
+    assert rec["evidence"]["files"][0]["diff"].endswith("(diff cut at 20000 characters)\n")
+
+
+def test_managed_file_item_without_control_is_refused():
+    result = _same()
+    del result["item"]["control"]
+    with pytest.raises(ValueError, match="control"):
+        airgap_managed_file_drift(_registered(result), "firewall")
+
+
+def test_managed_file_drift_with_the_real_template_module(tmp_path):
+    """The real template module, in check mode on local files, gives the shapes the filter expects."""
+    playbook_bin = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    if not os.path.exists(playbook_bin):
+        pytest.skip("ansible-playbook is not next to this Python")
+    (tmp_path / "unit.j2").write_text("[Service]\nExecStart=/usr/sbin/nft -f {{ path }}\n")
+    rendered = "[Service]\nExecStart=/usr/sbin/nft -f /etc/x.nft\n"
+    for name, content, mode in (("same", rendered, 0o644), ("edited", rendered.replace("nft -f", "true"), 0o644),
+                                ("mode", rendered, 0o666)):
+        (tmp_path / name).write_text(content)
+        os.chmod(str(tmp_path / name), mode)
+    out = tmp_path / "registered.json"
+    (tmp_path / "play.yml").write_text("""
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars: {path: /etc/x.nft}
+  tasks:
+    - ansible.builtin.template: {src: unit.j2, dest: "%(d)s/{{ item.dest }}", mode: "0644"}
+      loop: [{control: NET-EGRESS-DENY, dest: same}, {control: NET-EGRESS-DENY, dest: edited},
+             {control: NET-EGRESS-DENY, dest: mode}, {control: NET-EGRESS-DENY, dest: missing}]
+      check_mode: true
+      diff: true
+      changed_when: false
+      failed_when: false
+      register: drift
+    - ansible.builtin.copy: {content: "{{ drift | to_json }}", dest: "%(o)s", mode: "0600"}
+      changed_when: false   # only the template task is judged by the recap
+""" % {"d": tmp_path, "o": out})
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
+    proc = subprocess.run([playbook_bin, "-i", "localhost,", "-e", "ansible_python_interpreter=%s" % sys.executable,
+                           str(tmp_path / "play.yml")], cwd=str(tmp_path), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+    assert proc.returncode == 0, proc.stdout
+    assert "changed=0" in proc.stdout  # the check-mode render counts as no change in the recap
+    files = airgap_managed_file_drift(json.loads(out.read_text()), "firewall")[0]["evidence"]["files"]
+    states = {os.path.basename(f["path"]): f for f in files}
+    assert {k: v["state"] for k, v in states.items()} == {
+        "same": "matches", "edited": "differs", "mode": "differs", "missing": "missing"}
+    assert "-ExecStart=/usr/sbin/true /etc/x.nft" in states["edited"]["diff"].splitlines()
+    assert states["mode"]["attributes"]["mode"] == {"on_host": "0666", "declared": "0644"}
+    # The audit is read-only: the hand-edited copy is still as it was.
+    assert (tmp_path / "edited").read_text() == rendered.replace("nft -f", "true")
+    assert not (tmp_path / "missing").exists()
