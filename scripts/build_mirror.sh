@@ -16,6 +16,7 @@ stamp="$build/mirror/.recipe"
 image=${AIRGAP_LAB_IMAGE:-localhost/airgap-lab-base:bookworm}
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/lab/containers.conf}
 # The image archive is part of the content: a new base image means a new mirror.
+# No image gives an empty label (not a script abort), and the next line fails with a clear message.
 image_recipe=$(podman image inspect --format '{{ index .Labels "airgap.recipe" }}' "$image" 2>/dev/null || true)
 [ -n "$image_recipe" ] || { echo "base image $image is missing: run scripts/build_base_image.sh first" >&2; exit 1; }
 recipe=$( (cat "$0" "$pkgfile" "$here/scripts/make_demo_model.py"; echo "$image_recipe") | sha256sum | cut -c1-16)
