@@ -29,6 +29,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import json
 import os
 import re
 import sys
@@ -36,11 +37,11 @@ import sys
 from ansible.errors import AnsibleFilterError
 
 try:
-    from ansible.module_utils.airgap_evidence import worst_status
+    from ansible.module_utils.airgap_evidence import make_record, worst_status
 except ImportError:
     # Controller-side plugins do not see the configured module_utils path.
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-    from airgap_evidence import worst_status  # noqa: E402
+    from airgap_evidence import make_record, worst_status  # noqa: E402
 
 # Debian policy 5.6.1 / 5.6.12: package names and versions.
 PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
@@ -55,6 +56,12 @@ TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
                     "libnvidia-container-tools", "libnvidia-container1")
 
 NOT_EXERCISED_CTK = "not exercised: nvidia-ctk not installed"
+
+OCI_RUNTIMES = ("runc", "crun")
+STORAGE_DRIVERS = ("overlay", "vfs")
+CGROUP_MANAGERS = ("systemd", "cgroupfs")
+# podman's --ulimit syntax: nofile=4096:4096 (soft:hard) or nofile=4096.
+ULIMIT_RE = re.compile(r"^[a-z]+=(-1|[0-9]+)(:(-1|[0-9]+))?$")
 
 
 class GpuStackConfigError(ValueError):
@@ -255,6 +262,127 @@ def runtime_settings(inputs, family="Debian"):
             "dev_char_symlinks": dev_char}
 
 
+def _package_pins(raw, var, errors):
+    """A list of names or {name, version} (version optional) as [{name, version or None}]."""
+    if not isinstance(raw, list) or not raw:
+        errors.append("%s: must be a non-empty list of package names or {name, version}, got %r" % (var, raw))
+        return []
+    pins = []
+    for i, entry in enumerate(raw):
+        where = "%s[%d]" % (var, i)
+        if isinstance(entry, dict):
+            extra = sorted(set(entry) - {"name", "version"})
+            if extra:
+                errors.append("%s: unknown key(s) %s (allowed: name, version)" % (where, ", ".join(extra)))
+            name, version = entry.get("name"), _version(entry.get("version"), where + ".version", errors,
+                                                        required=False)
+        else:
+            name, version = entry, ""
+        if not isinstance(name, str) or not PACKAGE_RE.match(name):
+            errors.append("%s: %r is not a package name" % (where, entry))
+            continue
+        if name in [p["name"] for p in pins]:
+            errors.append("%s: %r is listed twice" % (where, name))
+            continue
+        pins.append({"name": name, "version": version or None})
+    return pins
+
+
+def podman_settings(inputs):
+    """Validate the container_runtime_podman_* inputs and return the podman settings.
+
+    Packages without a version are installed at the mirror's candidate and
+    then held, so the hold freezes what the mirror served; a version makes
+    the pin explicit and is checked against the mirror before any change.
+    The OCI runtime must be among the installed packages: podman would
+    otherwise fall back to whatever runtime happens to be on the host.
+    """
+    inputs = dict(inputs or {})
+    errors = []
+    install = _bool(inputs, "container_runtime_podman_install", errors)
+    pins = _package_pins(inputs.get("container_runtime_podman_packages"), "container_runtime_podman_packages", errors)
+    runtime = _choice(inputs, "container_runtime_podman_oci_runtime", OCI_RUNTIMES, errors)
+    driver = _choice(inputs, "container_runtime_podman_storage_driver", STORAGE_DRIVERS, errors)
+    cgroups = _choice(inputs, "container_runtime_podman_cgroup_manager", CGROUP_MANAGERS, errors)
+    ulimits = inputs.get("container_runtime_podman_default_ulimits")
+    if not isinstance(ulimits, list):
+        errors.append("container_runtime_podman_default_ulimits: must be a list, got %r" % (ulimits,))
+        ulimits = []
+    for i, item in enumerate(ulimits):
+        if not isinstance(item, str) or not ULIMIT_RE.match(item):
+            errors.append("container_runtime_podman_default_ulimits[%d]: %r is not NAME=SOFT[:HARD], "
+                          "for example nofile=4096:4096" % (i, item))
+    names = [p["name"] for p in pins]
+    if install and pins:
+        for needed in ("podman", runtime):
+            if needed and needed not in names:
+                errors.append("container_runtime_podman_packages: lacks %s, which %s needs" % (
+                    needed, "the role installs" if needed == "podman" else
+                    "container_runtime_podman_oci_runtime"))
+    if errors:
+        raise GpuStackConfigError("container_runtime: invalid input, nothing was changed: " + "; ".join(errors))
+    return {"install": install, "packages": pins if install else [], "held": names if install else [],
+            "pinned": [p for p in pins if p["version"]] if install else [],
+            "oci_runtime": runtime, "storage_driver": driver, "cgroup_manager": cgroups,
+            "default_ulimits": list(ulimits)}
+
+
+def apt_names(pins):
+    """[{name, version}] as apt arguments: ``name=version``, or ``name`` where no version is pinned."""
+    return [p["name"] + ("=" + p["version"] if p.get("version") else "") for p in pins or []]
+
+
+def _podman_check(name, expected, observed):
+    return {"check": name, "status": "pass" if expected == observed else "fail",
+            "expected": expected, "observed": observed}
+
+
+def podman_evidence(settings, state, info_json, info_rc, frameworks=None, title=None):
+    """RUNTIME-PODMAN: podman from the mirror, held, configured as declared, with no registry search.
+
+    ``state`` is package_state() of the managed packages; ``info_json`` and
+    ``info_rc`` come from ``podman info --format json`` on the live host, so
+    what is judged is what podman itself reports, not the rendered files.
+    An empty ``registries.search`` is what stops a short image name such as
+    ``vllm-openai`` from ever resolving to a public registry.
+    """
+    role = "container_runtime"
+    if not settings.get("install"):
+        return make_record("RUNTIME-PODMAN", role, "not_applicable", {
+            "reason": "container_runtime_podman_install is false: podman is not managed by this role"},
+            title=title, frameworks=frameworks)
+    checks = []
+    for item in settings.get("packages") or []:
+        entry = (state or {}).get(item["name"]) or {"version": None, "held": False}
+        if item["version"]:
+            checks.append(_podman_check("package %s version" % item["name"], item["version"], entry["version"]))
+        else:
+            checks.append({"check": "package %s installed" % item["name"],
+                           "status": "pass" if entry["version"] else "fail",
+                           "expected": "installed (mirror candidate)", "observed": entry["version"]})
+        checks.append(_podman_check("package %s held" % item["name"], True, entry["held"]))
+    evidence = {"packages": dict((p["name"], (state or {}).get(p["name"])) for p in settings.get("packages") or [])}
+    try:
+        info = json.loads(info_json) if info_rc == 0 else None
+    except ValueError:
+        info = None
+    if info is None:
+        evidence.update({"checks": checks, "podman_info": "podman info failed (rc %s)" % info_rc})
+        return make_record("RUNTIME-PODMAN", role, "error", evidence, title=title, frameworks=frameworks)
+    host, store = info.get("host") or {}, info.get("store") or {}
+    search = (info.get("registries") or {}).get("search") or []
+    checks += [
+        _podman_check("OCI runtime", settings.get("oci_runtime"), (host.get("ociRuntime") or {}).get("name")),
+        _podman_check("storage driver", settings.get("storage_driver"), store.get("graphDriverName")),
+        _podman_check("cgroup manager", settings.get("cgroup_manager"), host.get("cgroupManager")),
+        _podman_check("network backend", "netavark", host.get("networkBackend")),
+        _podman_check("unqualified-search registries", [], list(search)),
+    ]
+    evidence.update({"checks": checks, "podman_version": (info.get("version") or {}).get("Version")})
+    status = worst_status([c["status"] for c in checks])
+    return make_record("RUNTIME-PODMAN", role, status, evidence, title=title, frameworks=frameworks)
+
+
 # --------------------------------------------------------------------------
 # The mirror and the host's packages
 # --------------------------------------------------------------------------
@@ -409,6 +537,11 @@ def container_runtime_settings(inputs, family="Debian"):
     return _wrap(runtime_settings, inputs, family)
 
 
+def container_runtime_podman_settings(inputs):
+    """Validate the container_runtime_podman_* inputs; return the podman settings."""
+    return _wrap(podman_settings, inputs)
+
+
 def gpu_stack_check_pins(madison_text, pinned, var, mirror_url=None):
     """Fail unless every pinned {name, version} is offered by the mirror."""
     return _wrap(check_pins, madison_text, pinned, var, mirror_url)
@@ -425,4 +558,7 @@ class FilterModule(object):
             "gpu_stack_package_state": package_state,
             "gpu_stack_annotate": annotate,
             "container_runtime_cdi_evidence": runtime_cdi_evidence,
+            "container_runtime_podman_settings": container_runtime_podman_settings,
+            "container_runtime_podman_evidence": podman_evidence,
+            "container_runtime_apt_names": apt_names,
         }

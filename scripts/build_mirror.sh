@@ -39,7 +39,11 @@ archive=${AIRGAP_DEBIAN_MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/source
 archive=${archive:-http://deb.debian.org/debian}
 printf 'deb %s bookworm main contrib non-free non-free-firmware\ndeb %s bookworm-backports main contrib non-free\n' \
     "$archive" "$archive" > "$build/apt/sources.list"
-aptopts=(-o "Dir::Etc::SourceList=$build/apt/sources.list" -o "Dir::Etc::SourceParts=-"
+# An empty dpkg status: the packages installed on this build machine (some
+# from security updates this sources list does not name) must not become
+# the candidate versions the mirror tries to fetch.
+: > "$build/apt/empty-status"
+aptopts=(-o "Dir::Etc::SourceList=$build/apt/sources.list" -o "Dir::Etc::SourceParts=-" -o "Dir::State::status=$build/apt/empty-status"
          -o "Dir::State::Lists=$build/apt/lists" -o "Dir::Cache=$build/apt/cache" -o "APT::Get::List-Cleanup=0" -o "APT::Sandbox::User=root")
 apt-get "${aptopts[@]}" update -qq
 mapfile -t pkgs < <(grep -v '^\s*#' "$pkgfile" | awk 'NF{print $1}')

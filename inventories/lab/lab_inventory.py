@@ -69,7 +69,7 @@ def build(topology, profile_name, nodes_raw):
                                                  node_spec["first_host_number"] + index - 1)}
         groups["gpu_nodes"].append(name)
     for vars_ in hostvars.values():
-        vars_.update(ansible_connection="containers.podman.podman",
+        vars_.update(ansible_connection="airgap_podman",
                      ansible_host=vars_["lab_container"],
                      ansible_python_interpreter="/usr/bin/python3")
     # The controller itself, explicit so its modules run under the interpreter

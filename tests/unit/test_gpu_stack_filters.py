@@ -11,13 +11,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+
 import pytest
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.airgap_evidence import make_record, validate_record
 from gpu_stack_filters import (
-    FilterModule, GpuStackConfigError, NOT_EXERCISED_CTK, TOOLKIT_PACKAGES, annotate, check_pins,
-    driver_settings, package_state, parse_madison, pin_errors, runtime_cdi_evidence, runtime_settings,
+    FilterModule, GpuStackConfigError, NOT_EXERCISED_CTK, TOOLKIT_PACKAGES, annotate, apt_names, check_pins,
+    container_runtime_podman_settings, driver_settings, package_state, parse_madison, pin_errors,
+    podman_evidence, podman_settings, runtime_cdi_evidence, runtime_settings,
 )
 
 FAMILY = {"packages": ["nvidia-smi", "libnvidia-ml1"], "dkms_package": "nvidia-kernel-dkms",
@@ -261,4 +264,100 @@ def test_cdi_evidence_never_improves_a_status():
 def test_filters_are_registered():
     assert set(FilterModule().filters()) == {
         "nvidia_driver_settings", "container_runtime_settings", "gpu_stack_check_pins",
-        "gpu_stack_package_state", "gpu_stack_annotate", "container_runtime_cdi_evidence"}
+        "gpu_stack_package_state", "gpu_stack_annotate", "container_runtime_cdi_evidence",
+        "container_runtime_podman_settings", "container_runtime_podman_evidence", "container_runtime_apt_names"}
+
+
+# --------------------------------------------------------------------------
+# podman (RUNTIME-PODMAN)
+# --------------------------------------------------------------------------
+
+def podman_input(**over):
+    data = {"container_runtime_podman_install": True,
+            "container_runtime_podman_packages": [{"name": "podman", "version": "4.3.1+ds1-8+deb12u1+b3"}, "runc",
+                                                  "netavark"],
+            "container_runtime_podman_oci_runtime": "runc", "container_runtime_podman_storage_driver": "overlay",
+            "container_runtime_podman_cgroup_manager": "systemd", "container_runtime_podman_default_ulimits": []}
+    data.update(over)
+    return data
+
+
+def podman_info(**over):
+    info = {"host": {"ociRuntime": {"name": "runc"}, "cgroupManager": "systemd", "networkBackend": "netavark"},
+            "store": {"graphDriverName": "overlay"}, "registries": {}, "version": {"Version": "4.3.1"}}
+    for key, value in over.items():
+        section, field = key.split("__")
+        info[section][field] = value
+    return json.dumps(info)
+
+
+def podman_state(held=True, podman="4.3.1+ds1-8+deb12u1+b3"):
+    return {"podman": {"version": podman, "held": held}, "runc": {"version": "1.1.5", "held": held},
+            "netavark": {"version": "1.4.0-3", "held": held}}
+
+
+def test_podman_settings_split_pinned_and_candidate_packages():
+    out = podman_settings(podman_input())
+    assert out["packages"][1] == {"name": "runc", "version": None}
+    assert out["pinned"] == [{"name": "podman", "version": "4.3.1+ds1-8+deb12u1+b3"}]
+    assert out["held"] == ["podman", "runc", "netavark"]
+    assert apt_names(out["packages"]) == ["podman=4.3.1+ds1-8+deb12u1+b3", "runc", "netavark"]
+
+
+@pytest.mark.parametrize("over,needle", [
+    ({"container_runtime_podman_oci_runtime": "kata"}, "container_runtime_podman_oci_runtime: 'kata' is not one of"),
+    ({"container_runtime_podman_storage_driver": "zfs"}, "container_runtime_podman_storage_driver"),
+    ({"container_runtime_podman_cgroup_manager": "none"}, "container_runtime_podman_cgroup_manager"),
+    ({"container_runtime_podman_default_ulimits": ["nofile 4096"]}, "container_runtime_podman_default_ulimits[0]"),
+    ({"container_runtime_podman_packages": ["runc"]}, "lacks podman"),
+    ({"container_runtime_podman_packages": ["podman"]}, "lacks runc, which container_runtime_podman_oci_runtime"),
+    ({"container_runtime_podman_packages": ["podman", "runc", "podman"]}, "container_runtime_podman_packages[2]: 'podman' is listed twice"),
+    ({"container_runtime_podman_packages": [{"name": "podman", "version": "4.*"}, "runc"]}, "container_runtime_podman_packages[0].version"),
+    ({"container_runtime_podman_packages": [{"name": "podman", "arch": "amd64"}, "runc"]}, "unknown key(s) arch"),
+    ({"container_runtime_podman_packages": []}, "container_runtime_podman_packages: must be a non-empty list"),
+    ({"container_runtime_podman_install": "yes"}, "container_runtime_podman_install"),
+])
+def test_podman_settings_name_the_bad_variable(over, needle):
+    with pytest.raises(AnsibleFilterError) as err:
+        container_runtime_podman_settings(podman_input(**over))
+    assert needle in str(err.value)
+    assert "nothing was changed" in str(err.value)
+
+
+def test_podman_evidence_passes_only_when_podman_reports_the_declared_engine():
+    settings = podman_settings(podman_input())
+    record = podman_evidence(settings, podman_state(), podman_info(), 0)
+    validate_record(record)
+    assert record["id"] == "RUNTIME-PODMAN" and record["status"] == "pass"
+    assert record["evidence"]["podman_version"] == "4.3.1"
+
+
+@pytest.mark.parametrize("state,info,failed", [
+    (podman_state(held=False), podman_info(), "package podman held"),
+    (podman_state(podman="4.3.1+ds1-8"), podman_info(), "package podman version"),
+    (podman_state(), podman_info(registries__search=["docker.io"]), "unqualified-search registries"),
+    (podman_state(), podman_info(host__ociRuntime={"name": "crun"}), "OCI runtime"),
+    (podman_state(), podman_info(store__graphDriverName="vfs"), "storage driver"),
+    (podman_state(), podman_info(host__networkBackend="cni"), "network backend"),
+])
+def test_podman_evidence_fails_on_each_drift(state, info, failed):
+    record = podman_evidence(podman_settings(podman_input()), state, info, 0)
+    assert record["status"] == "fail"
+    assert failed in [c["check"] for c in record["evidence"]["checks"] if c["status"] == "fail"]
+
+
+def test_podman_evidence_is_error_when_podman_info_fails_and_na_when_unmanaged():
+    settings = podman_settings(podman_input())
+    assert podman_evidence(settings, podman_state(), "", 125)["status"] == "error"
+    assert podman_evidence(settings, podman_state(), "not json", 0)["status"] == "error"
+    off = podman_settings(podman_input(container_runtime_podman_install=False))
+    assert podman_evidence(off, {}, "", -1)["status"] == "not_applicable"
+
+
+def test_podman_evidence_flags_a_missing_unpinned_package():
+    settings = podman_settings(podman_input())
+    state = podman_state()
+    state["runc"] = {"version": None, "held": False}
+    record = podman_evidence(settings, state, podman_info(), 0)
+    assert record["status"] == "fail"
+    assert "package runc installed" in [c["check"] for c in record["evidence"]["checks"] if c["status"] == "fail"]

@@ -106,7 +106,7 @@ def test_addresses_match_topology(topology, profile, nodes):
 def test_every_lab_host_uses_the_podman_connection():
     hv = inventory()["_meta"]["hostvars"]
     for name in ("mirror", "canary", "gpu-node-1", "gpu-node-2"):
-        assert hv[name]["ansible_connection"] == "containers.podman.podman"
+        assert hv[name]["ansible_connection"] == "airgap_podman"
         assert hv[name]["ansible_host"] == hv[name]["lab_container"]
 
 
