@@ -58,6 +58,7 @@ collections: venv
 
 image: deps
 	@scripts/build_base_image.sh
+	@scripts/build_vllm_standin_image.sh
 
 mirror: deps
 	@scripts/build_mirror.sh
@@ -65,6 +66,7 @@ mirror: deps
 lab: setup
 	ansible-playbook playbooks/lab_up.yml
 	ansible-playbook playbooks/site.yml
+	ansible-playbook playbooks/monitor_breach_test.yml
 	ansible-playbook playbooks/audit.yml
 	@echo "Report: $$(readlink -f reports/latest)/index.html"
 

@@ -19,7 +19,9 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/lab/containers.conf}
 # No image gives an empty label (not a script abort), and the next line fails with a clear message.
 image_recipe=$(podman image inspect --format '{{ index .Labels "airgap.recipe" }}' "$image" 2>/dev/null || true)
 [ -n "$image_recipe" ] || { echo "base image $image is missing: run scripts/build_base_image.sh first" >&2; exit 1; }
-recipe=$( (cat "$0" "$pkgfile" "$here/scripts/make_demo_model.py"; echo "$image_recipe") | sha256sum | cut -c1-16)
+# So is the vLLM stand-in's archive (its recipe label, empty when it is missing).
+standin_recipe=$(podman image inspect --format '{{ index .Labels "airgap.recipe" }}' "${AIRGAP_VLLM_STANDIN_IMAGE:-localhost/airgap-vllm-standin:lab}" 2>/dev/null || true)
+recipe=$( (cat "$0" "$pkgfile" "$here/scripts/make_demo_model.py"; echo "$image_recipe"; echo "$standin_recipe") | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$recipe" ] && [ -f "$www/debian/dists/bookworm/InRelease" ]; then
     echo "mirror content is up to date (recipe $recipe)"
     exit 0
@@ -82,6 +84,17 @@ python3 "$here/scripts/make_demo_model.py" "$www.new/models/demo-model"
 # Container images the lab's GPU nodes may run, as OCI archives with a
 # checksum list: nodes load them with `podman load`, never from a registry.
 podman save --quiet --format oci-archive -o "$www.new/images/airgap-lab-base_bookworm.oci.tar" "$image"
+# The vLLM STAND-IN (scripts/build_vllm_standin_image.sh), which vllm_server
+# runs in the lab in place of vllm/vllm-openai. <name>.digest holds the
+# manifest digest inside the archive: the digest the role pins the image by
+# (name@sha256:...), read by the lab's group_vars.
+standin=${AIRGAP_VLLM_STANDIN_IMAGE:-localhost/airgap-vllm-standin:lab}
+podman image exists "$standin" \
+    || { echo "vLLM stand-in image $standin is missing: run scripts/build_vllm_standin_image.sh first" >&2; exit 1; }
+podman save --quiet --format oci-archive -o "$www.new/images/airgap-vllm-standin_lab.oci.tar" "$standin"
+tar -xOf "$www.new/images/airgap-vllm-standin_lab.oci.tar" index.json \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["manifests"][0]["digest"])' \
+    > "$www.new/images/airgap-vllm-standin.digest"
 (cd "$www.new/images" && sha256sum ./*.oci.tar | sed 's| \./| |' > SHA256SUMS)
 
 rm -rf "$www"
