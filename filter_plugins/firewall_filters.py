@@ -29,13 +29,13 @@ from ansible.errors import AnsibleFilterError
 try:
     from ansible.module_utils.airgap_nft import (
         FirewallConfigError, admitting_entry, connection_admitted, content_hash,
-        normalize_egress, normalize_forward, normalize_ingress, render, verify_content_hash)
+        normalize_egress, normalize_forward, normalize_ingress, render, scope_to_zones, verify_content_hash)
 except ImportError:  # run outside Ansible's plugin loader (plain python, docs tools)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                     "module_utils"))
     from airgap_nft import (  # noqa: E402
         FirewallConfigError, admitting_entry, connection_admitted, content_hash,
-        normalize_egress, normalize_forward, normalize_ingress, render, verify_content_hash)
+        normalize_egress, normalize_forward, normalize_ingress, render, scope_to_zones, verify_content_hash)
 
 
 def _wrap(func, *args, **kwargs):
@@ -58,6 +58,11 @@ def firewall_normalize_ingress(entries, allow_any=False, allow_any_reason="", va
 def firewall_normalize_forward(entries, allow_any=False, allow_any_reason="", var="firewall_forward_allow"):
     """Validate and normalise routed-traffic allow entries {name, src, dest, proto, ports}."""
     return _wrap(normalize_forward, entries, allow_any, allow_any_reason, var)
+
+
+def firewall_scope_zones(entries_norm, services, interface_roles):
+    """Bind entries of zone-scoped services (SSH, model API, mirror) to their VLAN zone (see scope_to_zones)."""
+    return _wrap(scope_to_zones, entries_norm, services, interface_roles)
 
 
 def firewall_render(egress_norm, ingress_norm, options=None):
@@ -93,6 +98,7 @@ class FilterModule(object):
             "firewall_normalize_egress": firewall_normalize_egress,
             "firewall_normalize_ingress": firewall_normalize_ingress,
             "firewall_normalize_forward": firewall_normalize_forward,
+            "firewall_scope_zones": firewall_scope_zones,
             "firewall_render": firewall_render,
             "firewall_connection_admitted": firewall_connection_admitted,
             "firewall_admitting_entry": firewall_admitting_entry,

@@ -82,8 +82,8 @@ _TABLE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _NFT_FAMILIES = ("inet", "ip", "ip6", "arp", "bridge", "netdev")
 
 ENTRY_KEYS = {
-    "egress": ("name", "dest", "proto", "ports", "interfaces", "purposes", "comment"),
-    "ingress": ("name", "src", "proto", "ports", "interfaces", "purposes", "comment"),
+    "egress": ("name", "dest", "proto", "ports", "interfaces", "purposes", "zone", "comment"),
+    "ingress": ("name", "src", "proto", "ports", "interfaces", "purposes", "zone", "comment"),
     "forward": ("name", "src", "dest", "proto", "ports", "comment"),
 }
 ADDRESS_KEYS = {"egress": ("dest",), "ingress": ("src",), "forward": ("src", "dest")}
@@ -105,6 +105,7 @@ DEFAULT_OPTIONS = {
     "dhcp_client": False,
     "forward": [],           # normalised forward entries
     "interface_roles": {},   # {ifname: purpose}, e.g. from the VLAN role
+    "isolate_interfaces": [],  # no forwarding between (or within) these, e.g. the VLAN interfaces
     "header_note": "",
 }
 
@@ -260,8 +261,12 @@ def _normalize_one(direction, var, index, entry, allow_any, errors):
         out["addr"] = out.get(ADDRESS_KEYS[direction][0])
         out["interfaces"] = _check_name_list(label, "interfaces", entry.get("interfaces"),
                                              _IFNAME_RE, "interface name", errors)
-        out["purposes"] = _check_name_list(label, "purposes", entry.get("purposes"),
-                                           _PURPOSE_RE, "purpose", errors)
+        # 'zone' is the network_vlan role's word for a purpose: one name or a list.
+        zone = entry.get("zone")
+        zone = [zone] if isinstance(zone, str) else zone
+        out["purposes"] = sorted(set(
+            _check_name_list(label, "purposes", entry.get("purposes"), _PURPOSE_RE, "purpose", errors)
+            + _check_name_list(label, "zone", zone, _PURPOSE_RE, "zone (purpose)", errors)))
     if not isinstance(out["comment"], str) or not re.match(r'^[^\x00-\x1f\x7f"]{0,200}$', out["comment"]):
         errors.append("%s: field 'comment': must be one line of at most 200 printable characters "
                       "without double quotes" % label)
@@ -349,6 +354,49 @@ def normalize_forward(entries, allow_any=False, allow_any_reason="", var=None):
     return _normalize("forward", entries, allow_any, allow_any_reason, var)
 
 
+def scope_to_zones(entries, services, interface_roles):
+    """Bind unbound entries of zone-scoped services to their zone's interfaces.
+
+    ``services`` is [{name, zone: purpose or [purposes], direction, proto, ports}],
+    e.g. SSH (tcp/22) to management, the model API to inference, mirror
+    traffic to mirror/storage. An entry without ``interfaces``/``purposes``
+    whose direction and proto match a service and whose ports all belong to
+    it gets the service's zones that exist in ``interface_roles`` as
+    ``purposes``. Where none of a service's zones exists (no VLANs declared),
+    nothing changes, so the rendered ruleset is the same as without zones.
+    An entry mixing ports of a scoped service with other ports is refused:
+    it could not be scoped without opening or closing too much.
+    """
+    present = set((interface_roles or {}).values())
+    errors = []
+    out = []
+    for entry in entries or []:
+        entry = dict(entry)
+        if not (entry.get("interfaces") or entry.get("purposes")) and entry.get("ports"):
+            for svc in services or []:
+                zones = svc.get("zone")
+                zones = [zones] if isinstance(zones, str) else list(zones or [])
+                live = sorted(z for z in zones if z in present)
+                if not live or svc.get("direction") != entry["direction"] or svc.get("proto") != entry["proto"]:
+                    continue
+                ports = set(int(p) for p in svc.get("ports") or [])
+                hit = set(entry["ports"]) & ports
+                if not hit:
+                    continue
+                if set(entry["ports"]) - ports:
+                    errors.append("%s[%d] '%s': ports %s belong to the %s service, which is admitted only on zone(s) %s; "
+                                  "put them in an entry of their own"
+                                  % (entry["var"], entry["index"], entry["name"], ",".join(map(str, sorted(hit))),
+                                     svc.get("name", "?"), ", ".join(live)))
+                    break
+                entry["purposes"] = live
+                break
+        out.append(entry)
+    if errors:
+        raise FirewallConfigError(errors)
+    return out
+
+
 def normalize_options(options):
     """Merge ``options`` over DEFAULT_OPTIONS and validate; raise FirewallConfigError."""
     options = {} if options is None else options
@@ -396,6 +444,9 @@ def normalize_options(options):
         errors.append("option 'header_note': must be printable text")
     if not isinstance(opts["forward"], list):
         errors.append("option 'forward': must be a list of entries from firewall_normalize_forward")
+    iso = opts["isolate_interfaces"]
+    if not isinstance(iso, list) or not all(isinstance(i, str) and _IFNAME_RE.match(i) for i in iso):
+        errors.append("option 'isolate_interfaces': must be a list of interface names, got %r" % (iso,))
     if errors:
         raise FirewallConfigError(errors)
     return opts
@@ -635,6 +686,10 @@ def _dhcp(opts, chain):
 def _chain_rules(chain, opts, set_keys):
     direction = {"output": "egress", "input": "ingress", "forward": "forward"}[chain]
     rules = []
+    if chain == "forward" and opts["isolate_interfaces"]:
+        # First in the chain: no forward allowlist entry can reopen a path between VLANs.
+        names = ", ".join('"%s"' % i for i in sorted(set(opts["isolate_interfaces"])))
+        rules.append('iifname { %s } oifname { %s } drop comment "no forwarding between VLANs"' % (names, names))
     if chain == "input":
         rules += ['iif "lo" accept comment "loopback"',
                   'iif != "lo" ip saddr 127.0.0.0/8 drop comment "spoofed loopback source"',
