@@ -378,7 +378,8 @@ def parse_show(text):
     return out
 
 
-def discovery_outcome(units_active, podman_present, podman_error=None, containers=None, require_podman=True):
+def discovery_outcome(units_active, podman_present, podman_error=None, containers=None, require_podman=True,
+                      units_settling=None):
     """Whether the serving containers' namespaces could be found, and what the status says.
 
     Without active serving units there is nothing to probe but the host (ok).
@@ -386,8 +387,19 @@ def discovery_outcome(units_active, podman_present, podman_error=None, container
     failing) are a reason to fail closed, unless ``require_podman`` is off
     (units that run no container, such as the lab's test double: their main
     process' namespace is probed instead).
+
+    units_settling: the active units that are still starting or stopping
+    (activating/deactivating). ``podman run`` and ``podman stop``/``rm`` hold
+    podman's locks, so a ``podman ps`` beside them can time out; when every
+    active unit is settling, podman failing is not a reason to fail closed
+    (the host is still probed; a unit that has reported ready is not settling).
+    Without this, a model server on slow storage is stopped by its own start.
     """
     containers = containers or []
+    settling = sorted(set(units_settling or []) & set(units_active))
+    if podman_present and podman_error and units_active and settling == sorted(set(units_active)):
+        return {"ok": True, "detail": "podman busy (%s) while serving units start or stop: %s; probing from the host "
+                "only this round" % (podman_error, ", ".join(settling)), "scope": "host"}
     if not podman_present or podman_error:
         why = "podman failed (%s)" % podman_error if podman_present else "podman is not installed"
         if units_active and require_podman:

@@ -205,6 +205,18 @@ def test_discovery_outcomes():
         "host+containers"
 
 
+def test_podman_busy_only_excused_while_every_active_unit_starts_or_stops():
+    busy = "podman ps did not answer within 4 s"
+    out = mon.discovery_outcome(["vllm-a.service"], True, busy, units_settling=["vllm-a.service"])
+    assert out["ok"] and out["scope"] == "host" and "start or stop" in out["detail"]
+    # One unit serving (active, ready) while podman hangs: its container cannot be probed.
+    assert not mon.discovery_outcome(["vllm-a.service", "vllm-b.service"], True, busy,
+                                     units_settling=["vllm-a.service"])["ok"]
+    assert not mon.discovery_outcome(["vllm-a.service"], True, busy, units_settling=[])["ok"]
+    # podman missing is never excused by a settling unit.
+    assert not mon.discovery_outcome(["vllm-a.service"], False, units_settling=["vllm-a.service"])["ok"]
+
+
 def test_serving_units_and_systemctl_parsing():
     listed = mon.parse_list_units("vllm-a.service loaded active running A\n"
                                   "vllm-b.service not-found inactive dead b\nother.service loaded active running\n")

@@ -45,6 +45,9 @@ CODE_FILES = [os.path.join(HERE, n) for n in ("isolation_monitor.py", "airgap_mo
 DEFAULT_CONFIG = "/etc/isolation-monitor/config.json"
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 TOOL_TIMEOUT = 10
+# podman ps waits for locks a starting or stopping container holds (seconds
+# with vfs storage); kept short so a round stays within its budget.
+PODMAN_TIMEOUT = 4
 
 
 # ---------------------------------------------------------------- files
@@ -205,14 +208,18 @@ def unit_namespaces(config, active, seen):
     return found
 
 
-def discover(config, active):
-    """Find the serving containers and their network namespaces (podman ps, and units' main processes)."""
+def discover(config, active, settling=None):
+    """Find the serving containers and their network namespaces (podman ps, and units' main processes).
+
+    settling: active units still starting or stopping, whose own podman
+    commands may hold the locks ``podman ps`` waits for.
+    """
     podman = config["podman"]
     present = os.access(podman, os.X_OK)
     containers, error = [], None
     if present:
         rc, out, err = run_tool([podman, "ps", "--filter", "label=%s" % config["container_label"],
-                                 "--format", "json"])
+                                 "--format", "json"], timeout=PODMAN_TIMEOUT)
         if rc != 0:
             error = "podman ps failed (%d): %s" % (rc, err)
         else:
@@ -221,7 +228,7 @@ def discover(config, active):
             except ValueError as exc:
                 error = "cannot read podman ps output: %s" % exc
     require = config.get("require_podman", True)
-    outcome = mon.discovery_outcome(active, present, error, containers, require)
+    outcome = mon.discovery_outcome(active, present, error, containers, require, settling)
     seen = {netns_inode("self")}
     targets = []
     for cont in containers:
@@ -291,7 +298,8 @@ def probe_round(config, state):
     namespaces, containers, outcome = [], [], {"ok": True, "detail": "host breach: containers not probed",
                                                "scope": "host"}
     if not any(r.get("status") == "reachable" for r in host_results):
-        containers, outcome = discover(config, active)
+        settling = [u for u in active if units_state.get(u) != "active"]
+        containers, outcome = discover(config, active, settling)
         ns_control = config.get("netns_positive_control")
         for cont in containers:
             if not cont.get("pid"):
@@ -446,8 +454,10 @@ def cmd_clear(args):
     alert(config, record)
     os.unlink(alarm_path)
     units = status.get("units") or config["units"]
-    print("alarm cleared (%s). Nothing was started; start the serving units when ready:\n  systemctl start %s"
-          % (alarm.get("event"), " ".join(units) or "vllm-<model>.service"))
+    # reset-failed: starts the gate refused count against the unit's start limit.
+    names = " ".join(units) or "vllm-<model>.service"
+    print("alarm cleared (%s). Nothing was started; start the serving units when ready:\n"
+          "  systemctl reset-failed %s; systemctl start %s" % (alarm.get("event"), names, names))
     return 0
 
 
