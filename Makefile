@@ -68,6 +68,7 @@ mirror: deps
 lab: setup
 	ansible-playbook playbooks/lab_up.yml
 	ansible-playbook playbooks/site.yml
+	ansible-playbook playbooks/monitor_breach_test.yml
 	ansible-playbook playbooks/audit.yml
 	@echo "Report: $$(readlink -f reports/latest)/index.html"
 
