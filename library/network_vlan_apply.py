@@ -240,6 +240,8 @@ def rollback_script(state_dir, dirs, provider, vlan_links):
                      "%s*|%s*|%s) rm -f \"$f\";; esac; done"
                      % (q(MARKER), q(d), NETWORKD_PREFIX, NM_PREFIX, DROPIN_NAME))
     lines.append("python3 -c %s" % q(py))
+    # The rollback must run to the end whatever state it finds: a VLAN link
+    # that is already gone is the state it wants, so "no such device" is fine.
     for link in vlan_links:
         lines.append("ip link delete %s type vlan 2>/dev/null || true" % q(link))
     lines += reload_commands(provider, [], shell=True)
@@ -269,6 +271,8 @@ def reload_commands(provider, interfaces, shell=False):
         if interfaces:
             cmds.append(["networkctl", "reconfigure"] + sorted(interfaces))
         elif shell:
+            # In the rollback script: an interface that vanished between ls and
+            # reconfigure must not stop the restore of the remaining ones.
             return ["networkctl reload", "networkctl reconfigure $(ls /sys/class/net | grep -vx lo) 2>/dev/null || true"]
     else:
         cmds = [["nmcli", "connection", "reload"]]
