@@ -143,7 +143,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.airgap_vlan import (
-    DROPIN_NAME, MARKER, NETWORKD_PREFIX, NM_PREFIX, file_interfaces, owned_file)
+    DROPIN_NAME, MARKER, NETWORKD_PREFIX, NM_PREFIX, file_interfaces, owned_paths as vlan_owned_paths)
 
 PENDING = "pending"
 PREVIOUS = "previous.json"
@@ -183,15 +183,8 @@ def timer_available():
 
 
 def owned_paths(dirs):
-    found = []
-    for folder in dirs:
-        if os.path.isdir(folder):
-            for root, _, names in os.walk(folder):
-                for base in names:
-                    path = os.path.join(root, base)
-                    if owned_file(path, read_text(path)):
-                        found.append(path)
-    return sorted(found)
+    """The files under ``dirs`` this role owns."""
+    return vlan_owned_paths(dirs, read_text)
 
 
 def check_wanted(files, dirs):

@@ -108,7 +108,7 @@ import platform
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.airgap_vlan import (
-    network_file_for, owned_file, parse_links, parse_routes, vlan_support)
+    network_file_for, owned_file, owned_paths, parse_links, parse_routes, vlan_support)
 
 NETWORK_DIRS = ("/etc/systemd/network", "/run/systemd/network", "/usr/lib/systemd/network", "/lib/systemd/network")
 
@@ -156,16 +156,7 @@ def _networkctl_file(run, ifname):
 
 
 def _owned(dirs):
-    found = []
-    for folder in dirs:
-        if not os.path.isdir(folder):
-            continue
-        for root, _, files in os.walk(folder):
-            for base in files:
-                path = os.path.join(root, base)
-                if owned_file(path, _read(path)):
-                    found.append(path)
-    return sorted(found)
+    return owned_paths(dirs, _read)
 
 
 def _active(run, unit):

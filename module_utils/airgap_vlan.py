@@ -36,6 +36,7 @@ __metaclass__ = type
 import fnmatch
 import ipaddress
 import json
+import os
 import re
 import uuid
 
@@ -494,6 +495,24 @@ def render(vlans, provider, parent_files=None):
     if provider == "networkmanager":
         return render_networkmanager(vlans)
     raise VlanConfigError(["network_vlan_provider: %r must be one of %s" % (provider, ", ".join(PROVIDERS))])
+
+
+def owned_paths(dirs, read):
+    """Sorted paths of the files under ``dirs`` that this role owns (owned_file).
+
+    ``read`` returns a file's text (the callers differ in how they treat an
+    unreadable file); folders that do not exist are skipped.
+    """
+    found = []
+    for folder in dirs:
+        if not os.path.isdir(folder):
+            continue
+        for root, _, names in os.walk(folder):
+            for base in names:
+                path = os.path.join(root, base)
+                if owned_file(path, read(path)):
+                    found.append(path)
+    return sorted(found)
 
 
 def owned_file(path, content):
