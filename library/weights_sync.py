@@ -530,7 +530,11 @@ def _open_partial(partial, append):
 
 
 def _fetch_once(opener, url, dest, relpath, expected, timeout, allow_resume):
-    """One attempt: (resume and) download, hash, and rename into place on a match."""
+    """One attempt: (resume and) download and hash into the partial file.
+
+    Returns (bytes received, resumed, partial path) once the sha256 matches; the
+    partial is not yet durable nor renamed (see ``commit_file``).
+    """
     final = local_path(dest, relpath)
     folder = os.path.dirname(final)
     partial = os.path.join(folder, partial_name(os.path.basename(final)))
@@ -555,23 +559,17 @@ def _fetch_once(opener, url, dest, relpath, expected, timeout, allow_resume):
             if length and length.isdigit():
                 _check_space(folder, int(length), url)
             received = _stream_to(resp, fileobj, hasher, url)
-            fileobj.flush()
-            os.fsync(fileobj.fileno())
     digest = hasher.hexdigest()
     if digest != expected:
         os.unlink(partial)
         raise FetchError("%s: sha256 mismatch after download: expected %s, got %s; partial deleted"
                          % (url, expected, digest), resumed=resumed, mismatch=True,
                          received=received)
-    os.chmod(partial, 0o644)
-    os.replace(partial, final)
-    fsync_dir(folder)
-    st = os.lstat(final)
-    return received, resumed, st
+    return received, resumed, partial
 
 
-def fetch_file(opener, url, dest, relpath, expected, timeout):
-    """Download one listed file into place; return (bytes received, resumed, stat).
+def download_file(opener, url, dest, relpath, expected, timeout):
+    """Download one listed file into its partial name; return (bytes, resumed, partial).
 
     If a resumed download ends in a hash mismatch the old partial was the
     culprit (left by a different file version or damaged): it is discarded
@@ -584,9 +582,29 @@ def fetch_file(opener, url, dest, relpath, expected, timeout):
         if not (exc.resumed and exc.mismatch):
             raise
         wasted = exc.received
-    received, _resumed, st = _fetch_once(opener, url, dest, relpath, expected, timeout,
-                                         allow_resume=False)
-    return wasted + received, False, st
+    received, _resumed, partial = _fetch_once(opener, url, dest, relpath, expected, timeout,
+                                              allow_resume=False)
+    return wasted + received, False, partial
+
+
+def commit_file(partial, final):
+    """Make a verified partial durable, then give it its final name; return its stat.
+
+    The data is fsynced before the rename, so a crash can never leave a final
+    name pointing at bytes that were not verified. The folder's fsync (the
+    durability of the name itself) is left to the caller, once per folder:
+    losing a rename in a crash only means the next run finds the complete
+    partial and fetches it again.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(partial, flags)
+    try:
+        os.fsync(fd)
+        os.fchmod(fd, 0o644)
+    finally:
+        os.close(fd)
+    os.replace(partial, final)
+    return os.lstat(final)
 
 
 # ---------------------------------------------------------------------------
@@ -755,22 +773,35 @@ def _manifest_copy_differs(dest, data):
 
 
 def _download_all(p, entries, paths):
-    """Download ``paths`` on up to ``workers`` threads; return (done, errors)."""
+    """Download ``paths`` on up to ``workers`` threads; return (done, errors).
+
+    The download threads only receive, hash and write; this thread makes each
+    verified file durable and renames it as it completes. The threads never
+    wait for the disk's flush, and the files that complete while one fsync
+    waits share the filesystem's next journal commit instead of forcing one
+    each.
+    """
     by_path = dict((e.path, e) for e in entries)
     opener = build_opener(p["base_url"], p["validate_certs"], p.get("ca_path"))
-    done, errors = {}, {}
+    done, errors, folders = {}, {}, set()
     with concurrent.futures.ThreadPoolExecutor(max_workers=p["workers"]) as pool:
         futures = {}
         for path in paths:
             url = file_url(p["base_url"], p["manifest"], path)
-            futures[pool.submit(fetch_file, opener, url, p["dest"], path, by_path[path].sha256,
+            futures[pool.submit(download_file, opener, url, p["dest"], path, by_path[path].sha256,
                                 p["timeout"])] = path
         for future in concurrent.futures.as_completed(futures):
             path = futures[future]
             try:
-                done[path] = future.result()
+                received, resumed, partial = future.result()
+                final = local_path(p["dest"], path)
+                st = commit_file(partial, final)
+                folders.add(os.path.dirname(final))
+                done[path] = (received, resumed, st)
             except (FetchError, OSError) as exc:
                 errors[path] = str(exc)
+    for folder in sorted(folders):
+        fsync_dir(folder)
     return done, errors
 
 

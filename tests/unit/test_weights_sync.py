@@ -421,6 +421,41 @@ def test_hash_mismatch_on_download_fails_naming_file_and_leaves_nothing(mirror, 
     assert not ok and "last verification was not complete" in problems
 
 
+def test_each_file_is_fsynced_before_its_rename_and_each_folder_once(mirror, tmp_path, monkeypatch):
+    """Durability order: the verified bytes reach the disk before the final name exists."""
+    server, files = mirror
+    dest = tmp_path / "dest"
+    events = []
+    real_fsync, real_replace, real_fsync_dir = os.fsync, os.replace, ws.fsync_dir
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink("/proc/self/fd/%d" % fd)))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("rename", str(src), str(dst)))
+        return real_replace(src, dst)
+
+    def fsync_dir(folder):
+        events.append(("fsync_dir", str(folder)))
+        return real_fsync_dir(folder)
+    monkeypatch.setattr(ws.os, "fsync", fsync)
+    monkeypatch.setattr(ws.os, "replace", replace)
+    monkeypatch.setattr(ws, "fsync_dir", fsync_dir)
+    ws.run(params(server.url, dest))
+    assert_dest_matches(dest, files)
+    for rel in files:
+        final = str(dest / rel)
+        partial = os.path.join(os.path.dirname(final), am.partial_name(os.path.basename(final)))
+        renamed = events.index(("rename", partial, final))
+        assert ("fsync", partial) in events[:renamed], rel
+    dir_syncs = [e[1] for e in events if e[0] == "fsync_dir"]
+    assert sorted(dir_syncs) == sorted({str(dest), str(dest / "tokenizer")})
+    finals = set(str(dest / rel) for rel in files)
+    last_rename = max(i for i, e in enumerate(events) if e[0] == "rename" and e[2] in finals)
+    assert all(events.index(("fsync_dir", d)) > last_rename for d in dir_syncs)
+
+
 def test_extras_reported_fail_evidence_and_removed_on_request(mirror, tmp_path):
     server, files = mirror
     dest = tmp_path / "dest"
