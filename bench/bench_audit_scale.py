@@ -11,7 +11,11 @@ runs); then grows the same lab to 10 nodes (AIRGAP_LAB_NODES=10), converges
 the new nodes and times the audit again. The 1-node audit is the baseline;
 the result is the ratio, measured in the same run on the same machine.
 
-To explain the ratio, each size gets one more audit run (not in the median)
+To explain the ratio, every audit run also records the CPU seconds the whole
+machine spent busy (/proc/stat) and those of the controller's processes: the
+simulated nodes share the controller's cores, so a run cannot finish before
+its CPU work spread over all cores (reported as cpu_floor_ratio). Each size
+also gets one more audit run (not in the median)
 with Ansible's profile_tasks callback, and its slowest tasks are kept, next
 to the forks setting and the machine's CPU count and load.
 
@@ -32,6 +36,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -83,17 +88,51 @@ def profile_lab_exists(profile):
     return bool(proc.stdout.strip())
 
 
+def busy_seconds():
+    """CPU seconds the whole machine has spent busy (all cores, /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()[1:]
+    except OSError:
+        return None
+    ticks = [int(f) for f in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def controller_cpu_seconds():
+    """CPU seconds of finished children (ansible-playbook, its workers, the podman clients)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def background_busy_rate(seconds=10):
+    """Busy cores while the lab idles (its monitors probe on their own): the audit shares them."""
+    before = busy_seconds()
+    time.sleep(seconds)
+    after = busy_seconds()
+    return None if before is None else (after - before) / seconds
+
+
 def audit_times(env, reports, repeat, label):
-    """Time audit.yml `repeat` times; every run must change nothing on any node."""
-    times = []
+    """Time audit.yml `repeat` times; every run must change nothing on any node.
+
+    Returns (wall seconds, machine busy CPU seconds, controller CPU seconds) per run.
+    """
+    times, busy, controller = [], [], []
     for run in range(repeat):
+        busy_before, ctl_before = busy_seconds(), controller_cpu_seconds()
         elapsed, out = playbook("audit.yml", env, ["-e", "compliance_report_output_root=%s" % reports])
+        busy_after, ctl_after = busy_seconds(), controller_cpu_seconds()
         changed = [int(c) for c in re.findall(r"gpu-node-[0-9]+\s+:\s+ok=[0-9]+\s+changed=([0-9]+)", out)]
         if not changed or sum(changed) != 0:
             raise RuntimeError("audit.yml changed something or audited no node: %s" % changed)
         times.append(elapsed)
-        print("  %s audit run %d: %.1f s (%d nodes audited)" % (label, run + 1, elapsed, len(changed)))
-    return times
+        busy.append(None if busy_before is None else busy_after - busy_before)
+        controller.append(ctl_after - ctl_before)
+        print("  %s audit run %d: %.1f s (%d nodes audited; machine busy %.1f CPU-s, controller %.1f CPU-s)"
+              % (label, run + 1, elapsed, len(changed), busy[-1] or 0, controller[-1]))
+    return times, busy, controller
 
 
 def slowest_tasks(env, reports, top=8):
@@ -145,10 +184,16 @@ def main(argv=None):
             up, _ = playbook("lab_up.yml", env)
             site, _ = playbook("site.yml", env)
             print("%d node(s): lab_up %.1f s, site.yml %.1f s" % (nodes, up, site))
-            times = audit_times(env, reports, args.repeat, "%d node(s)" % nodes)
+            idle_rate = background_busy_rate()
+            times, busy, controller = audit_times(env, reports, args.repeat, "%d node(s)" % nodes)
             result["sizes"][str(nodes)] = {
                 "nodes": nodes, "audit_seconds": [round(t, 2) for t in times],
                 "audit_median_seconds": round(statistics.median(times), 2),
+                # CPU the audit needs, all processes of the machine (controller, podman, the
+                # nodes' own work, the lab's background): wall time can't go below busy / cores.
+                "machine_busy_cpu_seconds": [round(b, 1) for b in busy if b is not None],
+                "controller_cpu_seconds": [round(c, 1) for c in controller],
+                "idle_lab_busy_cores": round(idle_rate, 2) if idle_rate is not None else None,
                 "lab_up_seconds": round(up, 2), "site_seconds": round(site, 2),
                 "load_average_1min_before": round(load_before, 2),
                 # Not part of the median: one more run with profile_tasks, to show what dominates.
@@ -162,6 +207,14 @@ def main(argv=None):
     large = result["sizes"][str(args.nodes)]["audit_median_seconds"]
     result["ratio"] = round(large / base, 2)
     result["within_target"] = result["ratio"] < TARGET_RATIO
+    cores = os.cpu_count() or 1
+    small, big = result["sizes"]["1"], result["sizes"][str(args.nodes)]
+    if small["machine_busy_cpu_seconds"] and big["machine_busy_cpu_seconds"]:
+        # Every simulated node runs on this machine's cores, next to the controller:
+        # the large audit cannot finish before its CPU work spread over all cores.
+        floor = statistics.median(big["machine_busy_cpu_seconds"]) / cores
+        result["cpu_floor_seconds_large"] = round(floor, 1)
+        result["cpu_floor_ratio"] = round(floor / base, 2)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as handle:
         json.dump(result, handle, indent=2, sort_keys=True)
@@ -169,6 +222,11 @@ def main(argv=None):
     print("audit.yml median: 1 node %.1f s, %d nodes %.1f s, ratio %.2f (target < %.0f): %s"
           % (base, args.nodes, large, result["ratio"], TARGET_RATIO,
              "within target" if result["within_target"] else "ABOVE TARGET"))
+    if "cpu_floor_ratio" in result:
+        print("CPU: the %d-node audit keeps the machine busy for %.0f CPU-s (median): on %d cores it cannot "
+              "take less than %.1f s, %.2f times the 1-node audit, however the audit is scheduled"
+              % (args.nodes, statistics.median(big["machine_busy_cpu_seconds"]), cores,
+                 result["cpu_floor_seconds_large"], result["cpu_floor_ratio"]))
     for size in ("1", str(args.nodes)):
         print("slowest tasks with %s node(s): %s" % (size, ", ".join(
             "%s %.1fs" % (t["task"], t["seconds"]) for t in result["sizes"][size]["profile"]["slowest_tasks"][:4])))

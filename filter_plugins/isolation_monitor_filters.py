@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import sys
 
 try:
@@ -139,6 +140,20 @@ def mon_active_record(unit_show, status_doc, config):
     return make_record("MON-ACTIVE", ROLE, "fail" if problems else "pass", evidence)
 
 
+def code_hashes(sha256sum_lines, names):
+    """{name: sha256 or None} for ``names`` from ``sha256sum`` output lines (any folder).
+
+    A file sha256sum could not read has no line and maps to None, so a record
+    taken with it never equals one taken with the file in place.
+    """
+    found = {}
+    for line in sha256sum_lines or []:
+        match = re.match(r"^\\?([0-9a-f]{64}) [ *](.+)$", line)
+        if match:
+            found[match.group(2).rsplit("/", 1)[-1]] = match.group(1)
+    return {name: found.get(name) for name in names}
+
+
 def mon_killswitch_record(units, unit_shows, dropins, alarm, selftest, code_hashes):
     """MON-KILLSWITCH: every serving unit bound to the monitor and gated, and a staged breach passed on this build.
 
@@ -187,4 +202,5 @@ class FilterModule(object):
             "isolation_monitor_config": isolation_monitor_config,
             "isolation_monitor_mon_active": mon_active_record,
             "isolation_monitor_mon_killswitch": mon_killswitch_record,
+            "isolation_monitor_code_hashes": code_hashes,
         }

@@ -11,7 +11,7 @@ import copy
 
 import pytest
 
-from isolation_monitor_filters import (isolation_monitor_config, isolation_monitor_errors, mon_active_record,
+from isolation_monitor_filters import (code_hashes, isolation_monitor_config, isolation_monitor_errors, mon_active_record,
                                        mon_killswitch_record)
 
 SETTINGS = {
@@ -104,3 +104,17 @@ def test_mon_killswitch_needs_binding_and_a_staged_breach_on_this_build():
         record = mon_killswitch_record(units, shows, {"vllm-demo.service": dropin}, alarm, selftest, CODE)
         assert record["status"] == "fail", problem
         assert any(problem in p for p in record["evidence"]["problems"]), record["evidence"]["problems"]
+
+
+def test_code_hashes_names_each_file_and_marks_a_missing_one():
+    a, b = "a" * 64, "0123456789abcdef" * 4
+    lines = ["%s  /usr/local/lib/airgap/isolation_monitor.py" % a,
+             "\\%s  /usr/local/lib/airgap/odd\\nname.py" % b,
+             "sha256sum: /usr/local/lib/airgap/airgap_probe.py: No such file or directory"]
+    names = ["isolation_monitor.py", "airgap_monitor.py", "airgap_probe.py"]
+    got = code_hashes(lines, names)
+    assert got == {"isolation_monitor.py": a, "airgap_monitor.py": None, "airgap_probe.py": None}
+    # the form breach_test.yml records: equal hashes compare equal, a missing file never does
+    full = ["%s  /x/%s" % (a, n) for n in names]
+    assert code_hashes(full, names) == dict.fromkeys(names, a)
+    assert code_hashes(full[:2], names) != dict.fromkeys(names, a)
