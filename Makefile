@@ -26,7 +26,7 @@ endif
 # mirror, nftables and iproute2 for the namespace tests, chromium for the
 # report's browser test, openssh-client for report signing, curl for benches.
 # (make test-vm installs qemu itself: make test does not need it.)
-DEB_PACKAGES := podman runc netavark aardvark-dns debootstrap python3-venv apt-utils gnupg \
+DEB_PACKAGES := podman runc netavark aardvark-dns iptables debootstrap python3-venv apt-utils gnupg \
                 nftables iproute2 chromium poppler-utils openssh-client curl ca-certificates
 
 .PHONY: help setup deps venv collections image mirror lab lab-down test test-vm lint unit molecule bench clean

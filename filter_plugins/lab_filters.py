@@ -207,6 +207,32 @@ def lab_host_addresses(host_vars):
     return [net[k] for net in host_vars.get("lab_networks", []) for k in ("ipv4", "ipv6") if net.get(k)]
 
 
+KEY_LINE_RE = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+( .*)?$")
+
+
+def lab_known_hosts(results, hostvars):
+    """known_hosts text for the GPU nodes, from the lab_env admin task's results.
+
+    Each result's item is a node name and its stdout the node's own host keys
+    (after a "changed=" line). Each key is recorded for the node's management
+    addresses only, the ones Ansible connects to. Sorted, so an unchanged lab
+    writes the same file. A node that printed no key is an error: known_hosts
+    without it would make every later SSH connection fail far from the cause.
+    """
+    lines = []
+    for result in results:
+        host = result["item"]
+        mgmt = hostvars[host]["lab_networks"][0]
+        addresses = ",".join(a for a in (mgmt.get("ipv4"), mgmt.get("ipv6")) if a)
+        keys = [line.strip() for line in result.get("stdout_lines", []) if KEY_LINE_RE.match(line.strip())]
+        if not keys:
+            raise ValueError("lab node %s printed no SSH host key" % host)
+        for key in keys:
+            keytype, blob = key.split()[:2]
+            lines.append("%s %s %s" % (addresses, keytype, blob))
+    return "\n".join(sorted(lines)) + "\n"
+
+
 class FilterModule(object):
     """Lab topology filters."""
 
@@ -219,4 +245,5 @@ class FilterModule(object):
             "lab_canary_targets": lab_canary_targets,
             "lab_canary_seen": lab_canary_seen,
             "lab_host_addresses": lab_host_addresses,
+            "lab_known_hosts": lab_known_hosts,
         }

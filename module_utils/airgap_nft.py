@@ -683,6 +683,29 @@ def _dhcp(opts, chain):
             'ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept comment "DHCPv6 client (dhcp_client)"']
 
 
+def _midstream_rule(family, bound, set_name):
+    """Output rule for the host's side of an admitted inbound TCP flow that conntrack picks up mid-stream.
+
+    Netfilter tracks a network namespace only once some rule there uses
+    conntrack. On a host where nothing did before, loading this table starts
+    tracking while the controller's SSH session is already open, and the
+    first packet conntrack sees of that session is often the host's own
+    reply: a "new" flow in the output direction, to the controller's
+    ephemeral port, which the egress allowlist does not name. Dropping it
+    stalls the session until the confirm timer rolls the rules back (measured
+    in the lab: 27 s for one task). This rule admits exactly the mirror image
+    of the ingress allowlist (source port an admitted ingress port, destination
+    an admitted ingress source), only for packets with ACK set and SYN clear:
+    a normal socket cannot send one without a handshake, which the egress
+    allowlist still judges, so no new outbound connection is admitted by it.
+    Once the controller's next packet passes, the flow is established.
+    """
+    keys = (["oifname"] if bound else []) + ["%s daddr" % family, "tcp sport"]
+    return ('%s @%s ct state new tcp flags & (syn | ack) == ack accept comment '
+            '"host side of an admitted inbound TCP flow picked up mid-stream/IPv%s%s"'
+            % (" . ".join(keys), set_name, _FAM_DIGIT[family], " per interface" if bound else ""))
+
+
 def _chain_rules(chain, opts, set_keys):
     direction = {"output": "egress", "input": "ingress", "forward": "forward"}[chain]
     rules = []
@@ -701,6 +724,9 @@ def _chain_rules(chain, opts, set_keys):
         rules += _icmpv6_onlink(opts, chain)
     rules.append('ct state invalid drop comment "not part of any valid flow"')
     rules += _dhcp(opts, chain) if chain != "forward" else []
+    if chain == "output":
+        rules += [_midstream_rule(key[1], key[3], _set_name(*key))
+                  for key in set_keys if key[0] == "ingress" and key[2] == "tcp"]
     for key in set_keys:
         if key[0] == direction:
             rules.append(_set_rule(*key))

@@ -3,7 +3,15 @@
 
 Reads lab/topology.yml and prints the hosts, groups and per-host addresses that
 lab_up.yml creates. The node count is AIRGAP_LAB_NODES (default from the
-profile), the profile AIRGAP_LAB_PROFILE (default "lab"). Nothing is checked
+profile), the profile AIRGAP_LAB_PROFILE (default "lab").
+
+GPU nodes are managed over SSH, as production hosts are: on their management
+(the profile's internal) address, as the unprivileged admin user with sudo,
+with the key pair and known_hosts that lab_up.yml generates for this lab
+under build/lab/<profile>/ssh/ (host key checking stays on), pipelining and
+ControlPersist. AIRGAP_LAB_CONNECTION=podman manages them with `podman exec`
+instead (for comparisons only: no firewall can cut that path). The mirror
+and the canary are lab plumbing and always use podman. Nothing is checked
 here beyond what is needed to print JSON: the lab_env role validates the
 topology with clear errors before anything is created, so a bad value such as
 AIRGAP_LAB_NODES=0 reaches that validation instead of vanishing in an
@@ -19,6 +27,39 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAX_NODES = 50  # the same limit as filter_plugins/lab_filters.py
 TOPOLOGY = os.environ.get("AIRGAP_LAB_TOPOLOGY", os.path.join(ROOT, "lab", "topology.yml"))
+# The account Ansible logs in as on a GPU node: not root, sudo for the rest,
+# as operator-guide.md asks of production hosts.
+ADMIN_USER = "airgap-admin"
+CONNECTIONS = ("ssh", "podman")
+
+
+def ssh_dir(profile_name):
+    """Where lab_up.yml keeps this lab's key pair and known_hosts."""
+    return os.path.join(ROOT, "build", "lab", profile_name, "ssh")
+
+
+def ssh_vars(address, profile_name):
+    """Connection variables of a GPU node reached over SSH on `address`."""
+    folder = ssh_dir(profile_name)
+    return {
+        "ansible_connection": "ssh",
+        "ansible_host": address,
+        "ansible_port": 22,
+        "ansible_user": ADMIN_USER,
+        "ansible_become": True,
+        "ansible_become_method": "sudo",
+        "ansible_ssh_private_key_file": os.path.join(folder, "id_ed25519"),
+        # Set here, not in ansible.cfg, so that Molecule's generated config gets them too.
+        "ansible_ssh_pipelining": True,
+        # ServerAlive: a master whose node restarted or cut it off dies within
+        # 15 s instead of hanging the next task.
+        "ansible_ssh_args": "-o ControlMaster=auto -o ControlPersist=120s "
+                            "-o ServerAliveInterval=5 -o ServerAliveCountMax=3",
+        "ansible_ssh_common_args": "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes "
+                                   "-o IdentitiesOnly=yes -o PasswordAuthentication=no"
+                                   % os.path.join(folder, "known_hosts"),
+        "ansible_timeout": 10,
+    }
 
 
 def host_address(subnet, number):
@@ -27,7 +68,7 @@ def host_address(subnet, number):
     return str(ipaddress.ip_network(subnet, strict=False)[number])
 
 
-def build(topology, profile_name, nodes_raw):
+def build(topology, profile_name, nodes_raw, connection="ssh"):
     profile = topology["profiles"].get(profile_name)
     if profile is None:
         # Let validation report it: an empty lab with the bad name recorded.
@@ -68,10 +109,12 @@ def build(topology, profile_name, nodes_raw):
                           "lab_networks": attach(node_spec["networks"],
                                                  node_spec["first_host_number"] + index - 1)}
         groups["gpu_nodes"].append(name)
-    for vars_ in hostvars.values():
-        vars_.update(ansible_connection="airgap_podman",
-                     ansible_host=vars_["lab_container"],
-                     ansible_python_interpreter="/usr/bin/python3")
+    for name, vars_ in hostvars.items():
+        vars_["ansible_python_interpreter"] = "/usr/bin/python3"
+        if name in groups["gpu_nodes"] and connection == "ssh":
+            vars_.update(ssh_vars(vars_["lab_networks"][0]["ipv4"], profile_name))
+        else:
+            vars_.update(ansible_connection="airgap_podman", ansible_host=vars_["lab_container"])
     # The controller itself, explicit so its modules run under the interpreter
     # that runs Ansible (the project's virtualenv), not whatever is first on PATH.
     hostvars["localhost"] = {"ansible_connection": "local",
@@ -80,6 +123,8 @@ def build(topology, profile_name, nodes_raw):
            "controller": {"hosts": ["localhost"]},
            "all": {"children": ["lab", "controller", "ungrouped"],
                    "vars": {"lab_profile": profile_name, "lab_profile_known": True,
+                            "lab_connection": connection, "lab_connection_known": connection in CONNECTIONS,
+                            "lab_ssh_dir": ssh_dir(profile_name), "lab_admin_user": ADMIN_USER,
                             "lab_prefix": prefix, "lab_image": topology["image"],
                             "lab_networks_spec": profile["networks"],
                             # The machine running Ansible sits on each lab bridge at the
@@ -98,7 +143,8 @@ def build(topology, profile_name, nodes_raw):
 def main(argv):
     with open(TOPOLOGY, encoding="utf-8") as fh:
         topology = yaml.safe_load(fh)
-    data = build(topology, os.environ.get("AIRGAP_LAB_PROFILE", "lab"), os.environ.get("AIRGAP_LAB_NODES"))
+    data = build(topology, os.environ.get("AIRGAP_LAB_PROFILE", "lab"), os.environ.get("AIRGAP_LAB_NODES"),
+                 os.environ.get("AIRGAP_LAB_CONNECTION") or "ssh")
     if len(argv) > 1 and argv[1] == "--host":
         print(json.dumps(data["_meta"]["hostvars"].get(argv[2], {})))
     else:

@@ -7,7 +7,10 @@ The zones are data (network_vlan_zones / network_vlan_zone_roles); the
 firewall scopes services to them (firewall_scope_zones) and isolates the VLAN
 interfaces in its forward chain. Without VLANs the ruleset must be
 byte-identical to the one rendered before zones existed: the hashes below were
-taken from the renderer before this feature was added.
+taken from the renderer before this feature was added. The output rules for
+TCP flows picked up mid-stream (added later, for a first load over SSH) are
+left out of that comparison by `_before_midstream`; their own tests are in
+test_firewall_midstream.py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -46,6 +49,12 @@ def _sha(text):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _before_midstream(text):
+    """The text as the renderer wrote it before the mid-stream rules, restamped."""
+    kept = "".join(line for line in text.splitlines(True) if "picked up mid-stream" not in line)
+    return n.stamp_hash(n._HASH_RE.sub(lambda m: m.group(1) + n.HASH_PLACEHOLDER, kept))
+
+
 def _render_as_the_role_does(vlans, egress=EGRESS, ingress=INGRESS, extra=None):
     """What roles/firewall/tasks/validate.yml does with firewall_zones' defaults."""
     roles = network_vlan_zone_roles(network_vlan_zones(vlans))
@@ -59,9 +68,9 @@ def _render_as_the_role_does(vlans, egress=EGRESS, ingress=INGRESS, extra=None):
 def test_no_vlans_renders_byte_identical_to_before_zones():
     text, _, roles = _render_as_the_role_does([])
     assert roles == {}
-    assert _sha(text) == BEFORE["plain"]
+    assert _sha(_before_midstream(text)) == BEFORE["plain"]
     text, _, _ = _render_as_the_role_does([], extra={"forward": n.normalize_forward(FORWARD), "log": False})
-    assert _sha(text) == BEFORE["forward_nolog"]
+    assert _sha(_before_midstream(text)) == BEFORE["forward_nolog"]
     assert _sha(n.render([], [], {"interface_roles": {}, "isolate_interfaces": []})) == BEFORE["empty"]
 
 
