@@ -21,15 +21,18 @@ ifneq ($(NODES),)
 export AIRGAP_LAB_NODES := $(NODES)
 endif
 
-# Debian packages the controller needs: podman (+runc, see ENVIRONMENT.md),
-# debootstrap for the base image, apt-utils and gnupg for the signed lab
-# mirror, nftables and iproute2 for the namespace tests, chromium for the
-# report's browser test, openssh-client for report signing, curl for benches.
-# (make test-vm installs qemu itself: make test does not need it.)
+# Debian packages the controller needs (the README lists them with reasons):
+# podman with runc, netavark, aardvark-dns and iptables (netavark runs
+# `iptables --version` before every bridge network: without it `podman run`
+# fails with "netavark: No such file or directory"), debootstrap for the base
+# image, apt-utils and gnupg for the signed lab mirror, nftables and iproute2
+# for the namespace tests, chromium and poppler-utils for the report's browser
+# test, openssh-client for SSH to the lab's nodes and report signing, curl
+# for benches. (make test-vm installs qemu itself: make test does not need it.)
 DEB_PACKAGES := podman runc netavark aardvark-dns iptables debootstrap python3-venv apt-utils gnupg \
                 nftables iproute2 chromium poppler-utils openssh-client curl ca-certificates
 
-.PHONY: help setup deps venv collections image mirror lab lab-down test test-vm lint unit molecule bench clean
+.PHONY: help setup deps venv collections image mirror smoke lab lab-down test test-vm lint unit molecule bench clean
 
 help:
 	@echo "make lab       build the lab, converge it (site.yml), audit it, print the report path"
@@ -38,7 +41,9 @@ help:
 	@echo "make test-vm   802.1Q VLANs in two QEMU guests (about 6 minutes, 9 with a cold image)"
 	@echo "make setup | lint | unit | molecule [SCENARIO=name] | bench"
 
-setup: deps venv collections image mirror
+# The smoke check comes last and stops make when podman cannot run a container
+# on a dual-stack bridge network, naming the likely missing package or setting.
+setup: deps venv collections image mirror smoke
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -64,6 +69,9 @@ image: deps
 
 mirror: deps
 	@scripts/build_mirror.sh
+
+smoke: image
+	@scripts/smoke_podman.sh
 
 lab: setup
 	ansible-playbook playbooks/lab_up.yml
