@@ -49,6 +49,10 @@ def ssh_vars(address, profile_name):
         "ansible_become": True,
         "ansible_become_method": "sudo",
         "ansible_ssh_private_key_file": os.path.join(folder, "id_ed25519"),
+        # A variable, so that it outranks any config that turns checking off:
+        # Molecule's generated ansible.cfg does, and ssh then took the first
+        # StrictHostKeyChecking it was given ("no") over ours.
+        "ansible_host_key_checking": True,
         # Set here, not in ansible.cfg, so that Molecule's generated config gets them too.
         "ansible_ssh_pipelining": True,
         # ServerAlive: a master whose node restarted or cut it off dies within

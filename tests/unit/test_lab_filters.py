@@ -435,6 +435,7 @@ def test_filter_module_exposes_every_filter():
         "lab_spec_hash": lab_spec_hash,
         "lab_canary_targets": lab_canary_targets,
         "lab_canary_seen": lab_canary_seen,
+        "lab_known_hosts": lab_filters.lab_known_hosts,
         "lab_host_addresses": lab_host_addresses,
     }
 
@@ -466,3 +467,25 @@ def test_subnet_conflicts_registry_address_inside_a_lab_subnet_is_refused():
     errors = lab_filters.lab_subnet_conflicts(spec, [], ["203.0.113.80", "2001:db8:113::5"])
     assert len(errors) == 2
     assert all("airgap-outside" in e for e in errors)
+
+
+HOSTVARS_KH = {"gpu-node-1": {"lab_networks": [{"name": "i", "ipv4": "10.89.0.21", "ipv6": "fd00:89::15"},
+                                                {"name": "o", "ipv4": "198.18.0.21", "ipv6": "2001:db8:113::15"}]},
+               "gpu-node-2": {"lab_networks": [{"name": "i", "ipv4": "10.89.0.22", "ipv6": "fd00:89::16"}]}}
+
+
+def test_known_hosts_names_each_node_by_its_management_addresses_only():
+    results = [{"item": "gpu-node-2", "stdout_lines": ["configured=yes", "ssh-ed25519 BBBB root@gpu-node-2"]},
+               {"item": "gpu-node-1", "stdout_lines": ["configured=no", "ssh-ed25519 AAAA root@gpu-node-1",
+                                                       "ecdsa-sha2-nistp256 CCCC= root@gpu-node-1"]}]
+    text = lab_filters.lab_known_hosts(results, HOSTVARS_KH)
+    assert text == ("10.89.0.21,fd00:89::15 ecdsa-sha2-nistp256 CCCC=\n"
+                    "10.89.0.21,fd00:89::15 ssh-ed25519 AAAA\n"
+                    "10.89.0.22,fd00:89::16 ssh-ed25519 BBBB\n")
+    assert "198.18.0.21" not in text
+
+
+def test_known_hosts_refuses_a_node_without_a_host_key():
+    with pytest.raises(ValueError, match="gpu-node-1 printed no SSH host key"):
+        lab_filters.lab_known_hosts([{"item": "gpu-node-1", "stdout_lines": ["configured=yes", "garbage"]}],
+                                    HOSTVARS_KH)

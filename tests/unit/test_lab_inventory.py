@@ -21,9 +21,11 @@ SCRIPT = os.path.join(ROOT, "inventories", "lab", "lab_inventory.py")
 TOPOLOGY = os.path.join(ROOT, "lab", "topology.yml")
 
 
-def run_inventory(profile=None, nodes=None, args=("--list",), check=True):
+def run_inventory(profile=None, nodes=None, args=("--list",), check=True, connection=None):
     """Run the inventory script with a clean AIRGAP_LAB_* environment; return the CompletedProcess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRGAP_LAB_")}
+    if connection is not None:
+        env["AIRGAP_LAB_CONNECTION"] = connection
     if profile is not None:
         env["AIRGAP_LAB_PROFILE"] = profile
     if nodes is not None:
@@ -35,8 +37,8 @@ def run_inventory(profile=None, nodes=None, args=("--list",), check=True):
     return proc
 
 
-def inventory(profile=None, nodes=None):
-    return json.loads(run_inventory(profile, nodes).stdout)
+def inventory(profile=None, nodes=None, connection=None):
+    return json.loads(run_inventory(profile, nodes, connection=connection).stdout)
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +105,37 @@ def test_addresses_match_topology(topology, profile, nodes):
     assert data["all"]["vars"]["lab_image"] == topology["image"]
 
 
-def test_every_lab_host_uses_the_podman_connection():
+def test_gpu_nodes_are_managed_over_ssh_on_their_management_address():
+    data = inventory()
+    hv = data["_meta"]["hostvars"]
+    folder = os.path.join(ROOT, "build", "lab", "lab", "ssh")
+    for name in ("gpu-node-1", "gpu-node-2"):
+        v = hv[name]
+        assert v["ansible_connection"] == "ssh"
+        assert v["ansible_host"] == v["lab_networks"][0]["ipv4"]
+        assert v["ansible_user"] == "airgap-admin" and v["ansible_become"] is True
+        assert v["ansible_ssh_private_key_file"] == os.path.join(folder, "id_ed25519")
+        assert v["ansible_host_key_checking"] is True
+        assert "-o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes" % folder in v["ansible_ssh_common_args"]
+        assert "ControlPersist" in v["ansible_ssh_args"] and v["ansible_ssh_pipelining"] is True
+    assert data["all"]["vars"]["lab_connection"] == "ssh"
+    assert data["all"]["vars"]["lab_ssh_dir"] == folder
+
+
+def test_lab_plumbing_hosts_use_the_podman_connection():
     hv = inventory()["_meta"]["hostvars"]
-    for name in ("mirror", "canary", "gpu-node-1", "gpu-node-2"):
+    for name in ("mirror", "canary"):
         assert hv[name]["ansible_connection"] == "airgap_podman"
         assert hv[name]["ansible_host"] == hv[name]["lab_container"]
+
+
+def test_podman_connection_for_gpu_nodes_on_request_and_unknown_values_flagged():
+    data = inventory(connection="podman")
+    assert data["_meta"]["hostvars"]["gpu-node-1"]["ansible_connection"] == "airgap_podman"
+    assert data["all"]["vars"]["lab_connection_known"] is True
+    bad = inventory(connection="telnet")
+    assert bad["all"]["vars"]["lab_connection_known"] is False
+    assert bad["_meta"]["hostvars"]["gpu-node-1"]["ansible_connection"] == "airgap_podman"
 
 
 def test_localhost_is_the_controller():
