@@ -119,6 +119,35 @@ def airgap_rollout_plan(hosts, per_host=None, from_hostvars=False):
     return {"serial": serial, "batches": batches, "errors": []}
 
 
+def _get(host_vars, name, default=None):
+    return host_vars[name] if name in host_vars else default
+
+
+def airgap_rollout_connections(hosts, hostvars):
+    """One line per host saying how the controller reaches it, e.g.
+    ``gpu-node-1: ssh airgap-admin@10.89.0.21:22, sudo to root``.
+
+    Printed before the rollout so that an operator (and the lab's recap) sees
+    which path each host is managed over; a host left on a connection that no
+    firewall can cut (podman, local) says so.
+    """
+    lines = []
+    for host in hosts or []:
+        hv = hostvars[host]
+        connection = str(_get(hv, "ansible_connection", "ssh"))
+        address = _get(hv, "ansible_host", host)
+        if connection in ("ssh", "paramiko", "smart"):
+            user = _get(hv, "ansible_user")
+            where = "%s%s:%s" % ("%s@" % user if user else "", address, _get(hv, "ansible_port", 22))
+            become = _get(hv, "ansible_become", False)
+            become = str(become).lower() in ("true", "yes", "1") if not isinstance(become, bool) else become
+            lines.append("%s: %s %s%s" % (host, connection, where, ", sudo to root" if become else ""))
+        else:
+            lines.append("%s: %s %s (not a network connection: nothing the firewall could cut)" % (
+                host, connection, address))
+    return lines
+
+
 class FilterModule(object):
     """Rollout filters."""
 
@@ -126,4 +155,5 @@ class FilterModule(object):
         return {
             "airgap_rollout_errors": airgap_rollout_errors,
             "airgap_rollout_plan": airgap_rollout_plan,
+            "airgap_rollout_connections": airgap_rollout_connections,
         }

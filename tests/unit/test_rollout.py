@@ -14,7 +14,7 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from rollout_filters import airgap_rollout_errors, airgap_rollout_plan
+from rollout_filters import airgap_rollout_connections, airgap_rollout_errors, airgap_rollout_plan
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOSTS = ["gpu-node-%d" % i for i in range(1, 11)]
@@ -193,3 +193,16 @@ def test_callback_documents_itself():
     cb = _callback()
     assert "name: airgap_rollout" in cb.DOCUMENTATION
     assert cb.CallbackModule.CALLBACK_NEEDS_ENABLED
+
+
+def test_connections_say_how_each_host_is_reached():
+    hostvars = {
+        "gpu-node-1": {"ansible_connection": "ssh", "ansible_host": "10.89.0.21", "ansible_port": 22,
+                       "ansible_user": "airgap-admin", "ansible_become": True},
+        "gpu-node-2": {"ansible_host": "10.10.0.22", "ansible_become": "yes"},
+        "gpu-node-3": {"ansible_connection": "airgap_podman", "ansible_host": "airgap-lab-gpu-node-3"},
+    }
+    assert airgap_rollout_connections(["gpu-node-1", "gpu-node-2", "gpu-node-3"], hostvars) == [
+        "gpu-node-1: ssh airgap-admin@10.89.0.21:22, sudo to root",
+        "gpu-node-2: ssh 10.10.0.22:22, sudo to root",
+        "gpu-node-3: airgap_podman airgap-lab-gpu-node-3 (not a network connection: nothing the firewall could cut)"]
