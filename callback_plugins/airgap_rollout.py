@@ -64,7 +64,7 @@ def render(title, summary):
         "changed": "",
         "failed": " (the rollout stopped after their batch)",
         "unreachable": " (not reached: see the error above; the rollout stopped after their batch)",
-        "unchanged": " (reached, nothing needed changing)",
+        "unchanged": " (reached; nothing was changed on them)",
         "untouched": " (never contacted: nothing was changed on them)" if stopped else " (never contacted)",
     }
     lines = ["%s: %s" % (title, "STOPPED before every host was done" if stopped and summary["untouched"]
