@@ -33,28 +33,43 @@ from ansible.plugins.callback import CallbackBase
 FLAG = "airgap_rollout_summary"
 
 
-def summarize(targets, stats):
+def summarize(targets, stats, batches=None):
     """Sort the play's hosts by what happened to them.
 
-    ``targets`` are host names in order; ``stats`` maps processed host names
-    to their counters (``changed``, ``failures``, ``unreachable``).
-    Returns a dict of lists: changed, failed, unreachable, unchanged, untouched.
+    ``targets`` are host names in order; ``stats`` maps the hosts the play
+    reached to their counters (``changed``, ``failures``, ``unreachable``),
+    counted for that play only; ``batches`` are the host lists of the batches
+    that started. A host with no failure of its own, in a batch where another
+    host failed, was stopped part-way by ``any_errors_fatal``: it is
+    ``interrupted`` (possibly part-changed), not ``unchanged``.
+    Returns a dict of lists: changed, failed, unreachable, interrupted,
+    unchanged, untouched.
     """
-    out = {"changed": [], "failed": [], "unreachable": [], "unchanged": [], "untouched": []}
+    out = {key: [] for key in KEYS}
+    broken = set()
+    for batch in batches or []:
+        if any(stats.get(h, {}).get("failures", 0) or stats.get(h, {}).get("unreachable", 0) for h in batch):
+            broken.update(batch)
     for host in targets:
         counters = stats.get(host)
         if counters is None:
             out["untouched"].append(host)
             continue
-        if counters.get("changed", 0):
+        changed, failures, unreachable = (counters.get(k, 0) for k in ("changed", "failures", "unreachable"))
+        if changed:
             out["changed"].append(host)
-        if counters.get("unreachable", 0):
+        if unreachable:
             out["unreachable"].append(host)
-        elif counters.get("failures", 0):
+        elif failures:
             out["failed"].append(host)
-        if not counters.get("changed", 0) and not counters.get("failures", 0) and not counters.get("unreachable", 0):
+        elif host in broken:
+            out["interrupted"].append(host)
+        elif not changed:
             out["unchanged"].append(host)
     return out
+
+
+KEYS = ("changed", "failed", "unreachable", "interrupted", "unchanged", "untouched")
 
 
 def render(title, summary):
@@ -64,13 +79,15 @@ def render(title, summary):
         "changed": "",
         "failed": " (the rollout stopped after their batch)",
         "unreachable": " (not reached: see the error above; the rollout stopped after their batch)",
+        "interrupted": " (no error of their own: stopped part-way because a host of their batch failed; "
+                       "run the play again on them)",
         "unchanged": " (reached; nothing was changed on them)",
         "untouched": " (never contacted: nothing was changed on them)" if stopped else " (never contacted)",
     }
     lines = ["%s: %s" % (title, "STOPPED before every host was done" if stopped and summary["untouched"]
                          else ("FAILED" if stopped else "complete"))]
-    for key in ("changed", "failed", "unreachable", "unchanged", "untouched"):
-        hosts = summary[key]
+    for key in KEYS:
+        hosts = summary.get(key, [])
         lines.append("  %-12s %s%s" % (key, ", ".join(hosts) if hosts else "-", notes[key] if hosts else ""))
     return lines
 
@@ -83,7 +100,9 @@ class CallbackModule(CallbackBase):
 
     def __init__(self):
         super(CallbackModule, self).__init__()
-        self._plays = []
+        self._plays = {}
+        self._order = []
+        self._current = None
 
     def v2_playbook_on_play_start(self, play):
         try:
@@ -91,21 +110,45 @@ class CallbackModule(CallbackBase):
         except AttributeError:
             flagged = False
         if not flagged:
+            self._current = None
             return
         # Called once per batch, with the inventory restricted to that batch:
         # the play's hosts are read past the restriction (but within --limit).
-        if any(uid == play._uuid for uid, _, _ in self._plays):
-            return
         inventory = play.get_variable_manager()._inventory
-        hosts = [h.name for h in inventory.get_hosts(play.hosts, ignore_restrictions=True)]
-        self._plays.append((play._uuid, play.get_name().strip() or "rollout", hosts))
+        entry = self._plays.get(play._uuid)
+        if entry is None:
+            hosts = [h.name for h in inventory.get_hosts(play.hosts, ignore_restrictions=True)]
+            entry = {"title": play.get_name().strip() or "rollout", "hosts": hosts, "stats": {}, "batches": []}
+            self._plays[play._uuid] = entry
+            self._order.append(play._uuid)
+        entry["batches"].append([h.name for h in inventory.get_hosts(play.hosts)])
+        self._current = entry
+
+    def _count(self, result, key):
+        # Counted for the flagged play only: the playbook's own stats also hold
+        # the plan play and any later play, which would blur "changed here".
+        if self._current is None:
+            return
+        counters = self._current["stats"].setdefault(
+            result._host.get_name(), {"changed": 0, "failures": 0, "unreachable": 0})
+        if key:
+            counters[key] += 1
+
+    def v2_runner_on_ok(self, result):
+        self._count(result, "changed" if result._result.get("changed") else None)
+
+    def v2_runner_on_skipped(self, result):
+        self._count(result, None)
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._count(result, None if ignore_errors else "failures")
+
+    def v2_runner_on_unreachable(self, result):
+        self._count(result, "unreachable")
 
     def v2_playbook_on_stats(self, stats):
-        counters = {}
-        for host in stats.processed:
-            summary = stats.summarize(host)
-            counters[host] = summary
-        for _, title, hosts in self._plays:
+        for uid in self._order:
+            entry = self._plays[uid]
             self._display.banner("ROLLOUT SUMMARY")
-            for line in render(title, summarize(hosts, counters)):
+            for line in render(entry["title"], summarize(entry["hosts"], entry["stats"], entry["batches"])):
                 self._display.display(line)

@@ -214,7 +214,7 @@ def lab_known_hosts(results, hostvars):
     """known_hosts text for the GPU nodes, from the lab_env admin task's results.
 
     Each result's item is a node name and its stdout the node's own host keys
-    (after a "changed=" line). Each key is recorded for the node's management
+    (after a "configured=" line). Each key is recorded for the node's management
     addresses only, the ones Ansible connects to. Sorted, so an unchanged lab
     writes the same file. A node that printed no key is an error: known_hosts
     without it would make every later SSH connection fail far from the cause.

@@ -16,7 +16,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import math
 import re
 
 VAR = "airgap_rollout_batch"
@@ -24,6 +23,8 @@ DEFAULT = "100%"
 _COUNT_RE = re.compile(r"\A[1-9][0-9]{0,5}\Z")
 _PERCENT_RE = re.compile(r"\A([1-9][0-9]{0,2})%\Z")
 MAX_ENTRIES = 100
+# The same bound as the string form (six digits), so that 10**100 and "1000000" are judged alike.
+MAX_COUNT = 999999
 
 
 def _entry_error(value, where):
@@ -34,6 +35,8 @@ def _entry_error(value, where):
         if value < 1:
             return "%s must be at least 1 host, got %r: a batch of %r hosts would roll out nothing" % (
                 where, value, value)
+        if value > MAX_COUNT:
+            return "%s must be at most %d hosts, got %r" % (where, MAX_COUNT, value)
         return None
     if not isinstance(value, str):
         return "%s must be a count of hosts or a percentage such as '25%%', got %s %r" % (
@@ -66,9 +69,14 @@ def airgap_rollout_errors(value, var=VAR):
 
 
 def _size(entry, total):
-    """Hosts in one batch for a valid entry, as Ansible's serial computes it."""
+    """Hosts in one batch for a valid entry, exactly as Ansible's serial computes it.
+
+    This is ``ansible.utils.helpers.pct_to_int``'s float formula, not exact
+    arithmetic: 58% of 50 hosts is ``int(0.58 * 50) == 28`` there, and the
+    plan printed to the operator must be the batches Ansible will really run.
+    """
     if isinstance(entry, str) and entry.endswith("%"):
-        return max(1, int(math.floor(total * int(entry[:-1]) / 100.0)))
+        return int((int(entry[:-1]) / 100.0) * total) or 1
     return int(entry)
 
 

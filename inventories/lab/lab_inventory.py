@@ -20,6 +20,7 @@ inventory-parse warning.
 import ipaddress
 import json
 import os
+import shlex
 import sys
 
 import yaml
@@ -59,9 +60,11 @@ def ssh_vars(address, profile_name):
         # 15 s instead of hanging the next task.
         "ansible_ssh_args": "-o ControlMaster=auto -o ControlPersist=120s "
                             "-o ServerAliveInterval=5 -o ServerAliveCountMax=3",
+        # Quoted: Ansible splits this line with shlex, and a checkout path
+        # with a space would otherwise hand ssh half a file name.
         "ansible_ssh_common_args": "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes "
                                    "-o IdentitiesOnly=yes -o PasswordAuthentication=no"
-                                   % os.path.join(folder, "known_hosts"),
+                                   % shlex.quote(os.path.join(folder, "known_hosts")),
         "ansible_timeout": 10,
     }
 

@@ -10,6 +10,7 @@ __metaclass__ = type
 import ipaddress
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -118,6 +119,9 @@ def test_gpu_nodes_are_managed_over_ssh_on_their_management_address():
         assert v["ansible_host_key_checking"] is True
         assert "-o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes" % folder in v["ansible_ssh_common_args"]
         assert "ControlPersist" in v["ansible_ssh_args"] and v["ansible_ssh_pipelining"] is True
+        # Ansible shlex-splits the line: the path must come back whole, spaces or not.
+        assert "UserKnownHostsFile=%s" % os.path.join(folder, "known_hosts") in shlex.split(
+            v["ansible_ssh_common_args"])
     assert data["all"]["vars"]["lab_connection"] == "ssh"
     assert data["all"]["vars"]["lab_ssh_dir"] == folder
 

@@ -131,6 +131,27 @@ def test_too_many_entries_are_refused():
     assert "at most 100" in airgap_rollout_errors([1] * 101)[0]
 
 
+@pytest.mark.parametrize("value", [1000000, 10 ** 100, "1000000"])
+def test_counts_beyond_six_digits_are_refused_in_either_notation(value):
+    errors = airgap_rollout_errors(value)
+    assert errors and "airgap_rollout_batch" in errors[0] and str(value) in errors[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=100), st.integers(min_value=1, max_value=400))
+def test_percent_batches_are_exactly_what_ansible_runs(pct, total):
+    """The printed plan must be Ansible's own batches (its float formula: 58% of 50 is 28, not 29)."""
+    from ansible.utils.helpers import pct_to_int
+    hosts = ["h%d" % i for i in range(total)]
+    plan = airgap_rollout_plan(hosts, {h: "%d%%" % pct for h in hosts})
+    assert len(plan["batches"][0]) == min(total, pct_to_int("%d%%" % pct, total))
+
+
+def test_fifty_eight_percent_of_fifty_is_twenty_eight_as_in_ansible():
+    hosts = ["h%d" % i for i in range(50)]
+    assert len(airgap_rollout_plan(hosts, {h: "58%" for h in hosts})["batches"][0]) == 28
+
+
 VALID_TEXT = re.compile(r"\A(?:[1-9][0-9]{0,5}|(?:[1-9][0-9]?|100)%)\Z")
 
 
@@ -170,14 +191,26 @@ def test_summary_sorts_hosts_by_what_happened():
              "gpu-node-3": {"changed": 0, "failures": 0, "unreachable": 0}}
     summary = cb.summarize(["gpu-node-1", "gpu-node-2", "gpu-node-3", "gpu-node-4"], stats)
     assert summary == {"changed": ["gpu-node-1"], "failed": ["gpu-node-1"], "unreachable": ["gpu-node-2"],
-                       "unchanged": ["gpu-node-3"], "untouched": ["gpu-node-4"]}
+                       "interrupted": [], "unchanged": ["gpu-node-3"], "untouched": ["gpu-node-4"]}
+
+
+def test_batch_mates_of_a_failed_host_are_interrupted_not_unchanged():
+    cb = _callback()
+    stats = {"a": {"changed": 2, "failures": 1}, "b": {"changed": 1}, "c": {}, "d": {}}
+    summary = cb.summarize(["a", "b", "c", "d", "e"], stats, batches=[["c", "d"], ["a", "b"]])
+    assert summary["failed"] == ["a"]
+    assert summary["interrupted"] == ["b"]
+    assert summary["unchanged"] == ["c", "d"]
+    assert summary["untouched"] == ["e"]
+    assert any(line.startswith("  interrupted  b (no error of their own")
+               for line in cb.render("site", summary))
 
 
 def test_summary_text_says_the_rollout_stopped_and_who_was_untouched():
     cb = _callback()
     lines = cb.render("Turn GPU nodes into isolated LLM inference hosts", {
-        "changed": ["gpu-node-1"], "failed": ["gpu-node-1"], "unreachable": [], "unchanged": [],
-        "untouched": ["gpu-node-2", "gpu-node-3"]})
+        "changed": ["gpu-node-1"], "failed": ["gpu-node-1"], "unreachable": [], "interrupted": [],
+        "unchanged": [], "untouched": ["gpu-node-2", "gpu-node-3"]})
     assert lines[0] == "Turn GPU nodes into isolated LLM inference hosts: STOPPED before every host was done"
     assert "  untouched    gpu-node-2, gpu-node-3 (never contacted: nothing was changed on them)" in lines
     assert "  unreachable  -" in lines
@@ -185,7 +218,8 @@ def test_summary_text_says_the_rollout_stopped_and_who_was_untouched():
 
 def test_summary_of_a_complete_rollout():
     cb = _callback()
-    lines = cb.render("site", {"changed": ["a"], "failed": [], "unreachable": [], "unchanged": ["b"], "untouched": []})
+    lines = cb.render("site", {"changed": ["a"], "failed": [], "unreachable": [], "interrupted": [],
+                                 "unchanged": ["b"], "untouched": []})
     assert lines[0] == "site: complete"
 
 
