@@ -33,27 +33,37 @@ from ansible.plugins.callback import CallbackBase
 FLAG = "airgap_rollout_summary"
 
 
-def summarize(targets, stats, batches=None):
+def summarize(targets, stats, batches=None, checked=None):
     """Sort the play's hosts by what happened to them.
 
-    ``targets`` are host names in order; ``stats`` maps the hosts the play
-    reached to their counters (``changed``, ``failures``, ``unreachable``),
-    counted for that play only; ``batches`` are the host lists of the batches
-    that started. A host with no failure of its own, in a batch where another
-    host failed, was stopped part-way by ``any_errors_fatal``: it is
-    ``interrupted`` (possibly part-changed), not ``unchanged``.
+    ``targets`` are host names in order; ``stats`` maps the hosts the
+    converge play reached to their counters (``changed``, ``failures``,
+    ``unreachable``), counted for that play only; ``batches`` are the host
+    lists of the batches that started; ``checked`` holds the same counters
+    from the validation play before it (read-only: it changes nothing, but a
+    host can fail or be unreachable there). A host with no failure of its
+    own, in a batch where another host failed, was stopped part-way by
+    ``any_errors_fatal``: it is ``interrupted`` (possibly part-changed), not
+    ``unchanged``.
     Returns a dict of lists: changed, failed, unreachable, interrupted,
     unchanged, untouched.
     """
     out = {key: [] for key in KEYS}
+    checked = checked or {}
     broken = set()
     for batch in batches or []:
         if any(stats.get(h, {}).get("failures", 0) or stats.get(h, {}).get("unreachable", 0) for h in batch):
             broken.update(batch)
     for host in targets:
         counters = stats.get(host)
+        early = checked.get(host, {})
         if counters is None:
-            out["untouched"].append(host)
+            if early.get("unreachable", 0):
+                out["unreachable"].append(host)
+            elif early.get("failures", 0):
+                out["failed"].append(host)
+            else:
+                out["untouched"].append(host)
             continue
         changed, failures, unreachable = (counters.get(k, 0) for k in ("changed", "failures", "unreachable"))
         if changed:
@@ -82,7 +92,7 @@ def render(title, summary):
         "interrupted": " (no error of their own: stopped part-way because a host of their batch failed; "
                        "run the play again on them)",
         "unchanged": " (reached; nothing was changed on them)",
-        "untouched": " (never contacted: nothing was changed on them)" if stopped else " (never contacted)",
+        "untouched": " (never converged: nothing was changed on them)" if stopped else " (never converged)",
     }
     lines = ["%s: %s" % (title, "STOPPED before every host was done" if stopped and summary["untouched"]
                          else ("FAILED" if stopped else "complete"))]
@@ -100,37 +110,40 @@ class CallbackModule(CallbackBase):
 
     def __init__(self):
         super(CallbackModule, self).__init__()
-        self._plays = {}
-        self._order = []
+        # One summary per playbook: the validation play (flag "validation")
+        # and the converge play (flag true) of site.yml report together.
+        self._summary = None
         self._current = None
 
     def v2_playbook_on_play_start(self, play):
         try:
-            flagged = bool(play.vars.get(FLAG))
+            flag = play.vars.get(FLAG)
         except AttributeError:
-            flagged = False
-        if not flagged:
+            flag = None
+        if not flag:
             self._current = None
             return
         # Called once per batch, with the inventory restricted to that batch:
         # the play's hosts are read past the restriction (but within --limit).
         inventory = play.get_variable_manager()._inventory
-        entry = self._plays.get(play._uuid)
-        if entry is None:
-            hosts = [h.name for h in inventory.get_hosts(play.hosts, ignore_restrictions=True)]
-            entry = {"title": play.get_name().strip() or "rollout", "hosts": hosts, "stats": {}, "batches": []}
-            self._plays[play._uuid] = entry
-            self._order.append(play._uuid)
-        entry["batches"].append([h.name for h in inventory.get_hosts(play.hosts)])
-        self._current = entry
+        if self._summary is None:
+            self._summary = {"title": None, "hosts": [], "stats": {}, "checked": {}, "batches": []}
+        summary = self._summary
+        for host in inventory.get_hosts(play.hosts, ignore_restrictions=True):
+            if host.name not in summary["hosts"]:
+                summary["hosts"].append(host.name)
+        validation = str(flag).lower() == "validation"
+        if not validation:
+            summary["title"] = play.get_name().strip() or "rollout"
+            summary["batches"].append([h.name for h in inventory.get_hosts(play.hosts)])
+        self._current = summary["checked"] if validation else summary["stats"]
 
     def _count(self, result, key):
-        # Counted for the flagged play only: the playbook's own stats also hold
-        # the plan play and any later play, which would blur "changed here".
+        # Counted per play: the playbook's own stats mix the validation play,
+        # the converge play and any later play, which would blur "changed here".
         if self._current is None:
             return
-        counters = self._current["stats"].setdefault(
-            result._host.get_name(), {"changed": 0, "failures": 0, "unreachable": 0})
+        counters = self._current.setdefault(result._host.get_name(), {"changed": 0, "failures": 0, "unreachable": 0})
         if key:
             counters[key] += 1
 
@@ -147,8 +160,14 @@ class CallbackModule(CallbackBase):
         self._count(result, "unreachable")
 
     def v2_playbook_on_stats(self, stats):
-        for uid in self._order:
-            entry = self._plays[uid]
-            self._display.banner("ROLLOUT SUMMARY")
-            for line in render(entry["title"], summarize(entry["hosts"], entry["stats"], entry["batches"])):
-                self._display.display(line)
+        summary = self._summary
+        if summary is None:
+            return
+        failed = any(c.get("failures") or c.get("unreachable") for c in summary["checked"].values())
+        if summary["title"] is None and not failed:
+            return  # only a validation phase that passed (audit.yml): there is no rollout to summarise
+        self._display.banner("ROLLOUT SUMMARY")
+        title = summary["title"] or "Validation (nothing was converged)"
+        for line in render(title, summarize(summary["hosts"], summary["stats"], summary["batches"],
+                                            summary["checked"])):
+            self._display.display(line)

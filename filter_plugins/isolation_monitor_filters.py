@@ -32,7 +32,8 @@ SANDBOX = {"ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
 def isolation_monitor_errors(settings):
     """Every input problem, each naming the variable (empty when valid).
 
-    ``settings`` holds the role's variables by name plus firewall_egress_allow.
+    ``settings`` holds the role's variables by name plus firewall_egress_allow
+    (declared) and airgap_plan_firewall_egress (derived by the site plan).
     """
     s = dict(settings or {})
     errors = mon.settings_errors(s.get("isolation_monitor_forbidden"), s.get("isolation_monitor_positive_control"),
@@ -40,6 +41,13 @@ def isolation_monitor_errors(settings):
                                  s.get("firewall_egress_allow") or [],
                                  s.get("isolation_monitor_netns_positive_control"),
                                  s.get("isolation_monitor_serving_units"))
+    derived = s.get("airgap_plan_firewall_egress") or []
+    forbidden = s.get("isolation_monitor_forbidden")
+    if isinstance(forbidden, list) and isinstance(derived, list):
+        # The entries the site plan adds to the firewall (mirror, model backend), named as such.
+        errors += mon.allowlist_conflicts(forbidden, derived,
+                                          allow_var="the site plan's firewall_egress (from airgap_mirror_addresses "
+                                                    "and airgap_models)")
     units = s.get("isolation_monitor_serving_units")
     if not isinstance(units, list):
         errors.append("isolation_monitor_serving_units must be a list of unit names, got %r" % (units,))

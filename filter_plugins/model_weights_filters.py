@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import sys
 
 try:
@@ -93,8 +94,179 @@ def model_weights_evidence(models, verified, gate, root, files, by_name, perms):
     return records
 
 
+# --------------------------------------------------------------------------
+# Input validation (WEIGHTS-INTEGRITY): every problem at once, each naming the
+# variable, the entry and the model, before any host changes.
+
+_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,62}\Z")
+_URL_RE = re.compile(r"\Ahttps?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[^?#\s]*)?\Z")
+_REL_RE = re.compile(r"\A[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*\Z")
+# dest goes unquoted into systemd unit lines and container mount options.
+_ABS_RE = re.compile(r"\A(/[A-Za-z0-9_.+-]+)+\Z")
+_ACCOUNT_RE = re.compile(r"\A([a-z_][a-z0-9_.-]{0,31}|[0-9]+)\Z")
+_MODE_RE = re.compile(r"\A0?[0-7]{3}\Z")
+_SHA_RE = re.compile(r"\A[0-9a-fA-F]{64}\Z")
+MODEL_KEYS = ("name", "manifest", "dest", "manifest_sha256")
+SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+               "/libx32", "/usr", "/var/lib", "/var/log", "/var/cache", "/var/spool", "/var/tmp", "/var/mail",
+               "/var/backups", "/tmp", "/root")
+
+
+def _whole(value, low, high):
+    """An int from an int or ASCII digits within [low, high], else None (booleans are not numbers)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and re.match(r"\A[0-9]{1,6}\Z", value):
+        number = int(value)
+    else:
+        return None
+    return number if low <= number <= high else None
+
+
+def _settings_errors(s, has_models):
+    errors = []
+    if has_models:
+        url = s.get("airgap_mirror_url")
+        if url is None:
+            errors.append("airgap_mirror_url is not defined; it must be the http:// or https:// URL of the internal "
+                          "model mirror")
+        elif not isinstance(url, str) or not _URL_RE.match(url):
+            errors.append("airgap_mirror_url: '%s' must be an http:// or https:// URL with a host and no query, "
+                          "fragment or credentials" % (url,))
+    if s.get("model_weights_verify") not in ("cache", "full"):
+        errors.append("model_weights_verify: '%s' must be cache or full" % (s.get("model_weights_verify"),))
+    if _whole(s.get("model_weights_workers"), 1, 64) is None:
+        errors.append("model_weights_workers: '%s' must be a whole number from 1 to 64" % (s.get("model_weights_workers"),))
+    if _whole(s.get("model_weights_timeout"), 1, 3600) is None:
+        errors.append("model_weights_timeout: '%s' must be a whole number of seconds from 1 to 3600"
+                      % (s.get("model_weights_timeout"),))
+    for var in ("model_weights_remove_extras", "model_weights_validate_certs"):
+        if not isinstance(s.get(var), bool):
+            errors.append("%s: '%s' must be true or false" % (var, s.get(var)))
+    for var in ("model_weights_owner", "model_weights_group"):
+        if not _ACCOUNT_RE.match(str(s.get(var))):
+            errors.append("%s: '%s' is not a user or group name" % (var, s.get(var)))
+    mode = s.get("model_weights_mode")
+    if not isinstance(mode, str) or not _MODE_RE.match(mode):
+        errors.append("model_weights_mode: '%s' must be a quoted octal mode like '0644' (no setuid, setgid or sticky "
+                      "bit)" % (mode,))
+    elif mode[-2] in "2367" or mode[-1] in "2367" or mode[-1] not in "4567":
+        errors.append("model_weights_mode: '%s' must let others read (o+r) and nobody but the owner write (no g+w, "
+                      "no o+w)" % (mode,))
+    for var in ("model_weights_checker_path", "model_weights_python"):
+        if not _ABS_RE.match(str(s.get(var))):
+            errors.append("%s: '%s' must be an absolute path of letters, digits, '.', '_', '+' or '-'"
+                          % (var, s.get(var)))
+    ca_path = s.get("model_weights_ca_path") or ""
+    if not isinstance(ca_path, str) or (ca_path and not ca_path.startswith("/")):
+        errors.append("model_weights_ca_path: '%s' must be an absolute path or empty" % (ca_path,))
+    return errors
+
+
+def _under_system(dest):
+    for system in SYSTEM_DIRS:
+        if (dest + "/").startswith(system + "/"):
+            return system
+    return None
+
+
+def _dest_error(at, dest):
+    """The problem with a dest, or None when it is a model folder of its own."""
+    if not isinstance(dest, str) or not dest:
+        return "%s: dest is required (the model's absolute folder on the host)" % at
+    if not dest.startswith("/"):
+        return "%s: dest '%s' must be an absolute path" % (at, dest)
+    if dest == "/":
+        return "%s: dest '/' cannot be a model folder" % at
+    parts = dest.split("/")
+    if not _ABS_RE.match(dest) or ".." in parts or "." in parts:
+        return ("%s: dest '%s' must be a normalised absolute path (no '..', '.', '//' or trailing '/') of letters, "
+                "digits, '.', '_', '+' or '-'" % (at, dest))
+    if len(parts) < 3 or dest in SYSTEM_DIRS:
+        return ("%s: dest '%s' is a top-level or system folder; give each model its own folder such as "
+                "/srv/models/<name>" % (at, dest))
+    system = _under_system(dest)
+    if system:
+        return ("%s: dest '%s' is inside the system folder %s; give each model its own folder such as "
+                "/srv/models/<name>" % (at, dest, system))
+    return None
+
+
+def _manifest_error(at, manifest):
+    if not isinstance(manifest, str) or not manifest:
+        return "%s: manifest is required (the manifest's path on the mirror, relative to airgap_mirror_url)" % at
+    if manifest.startswith("/"):
+        return "%s: manifest '%s' must be relative to airgap_mirror_url, not absolute" % (at, manifest)
+    parts = manifest.split("/")
+    if ".." in parts or "." in parts:
+        return "%s: manifest '%s' must not contain a '..' or '.' component" % (at, manifest)
+    if not _REL_RE.match(manifest):
+        return ("%s: manifest '%s' must be folder names of letters, digits, '.', '_', '+' or '-' separated by "
+                "single '/'" % (at, manifest))
+    return None
+
+
+def model_weights_errors(models, settings, labels=None):
+    """Every problem in the weights to sync and the model_weights_ settings (empty list when valid).
+
+    ``models`` is the list the role syncs (the site plan's weights_models);
+    ``labels`` names where each entry was declared (``airgap_models[0]``,
+    ``model_weights_models_extra[0]``), so that an error points at the line
+    the operator wrote.
+    """
+    if not isinstance(models, (list, tuple)):
+        return ["model weights must be a list of {name, manifest, dest}, got '%s'" % (models,)]
+    labels = list(labels or [])
+    errors = _settings_errors(settings or {}, bool(models))
+    seen = []
+    for index, model in enumerate(models):
+        where = labels[index] if index < len(labels) else "model_weights_models_extra[%d]" % index
+        if not isinstance(model, dict):
+            errors.append("%s: '%s' must be a mapping with name, manifest and dest" % (where, model))
+            continue
+        name = model.get("name")
+        at = where + (" '%s'" % name if isinstance(name, str) else "")
+        unknown = sorted(str(k) for k in set(model) - set(MODEL_KEYS))
+        if unknown:
+            errors.append("%s: unknown key(s) %s (allowed: %s)" % (at, ", ".join(unknown), ", ".join(MODEL_KEYS)))
+        if name is None:
+            errors.append("%s: name is required (1-63 lower-case letters, digits, '.', '_' or '-')" % at)
+        elif not isinstance(name, str) or not _NAME_RE.match(name):
+            errors.append("%s: name '%s' must be 1-63 lower-case letters, digits, '.', '_' or '-', starting with a "
+                          "letter or digit" % (at, name))
+        else:
+            for other in seen:
+                if other["name"] == name:
+                    errors.append("%s: name '%s' is already used by %s; names must be unique" % (at, name, other["at"]))
+                    break
+        problem = _manifest_error(at, model.get("manifest"))
+        if problem:
+            errors.append(problem)
+        dest = model.get("dest")
+        problem = _dest_error(at, dest)
+        if problem:
+            errors.append(problem)
+            dest = None
+        else:
+            for other in seen:
+                if other["dest"] and (other["dest"] == dest or (dest + "/").startswith(other["dest"] + "/")
+                                      or (other["dest"] + "/").startswith(dest + "/")):
+                    errors.append("%s: dest '%s' overlaps %s dest '%s'; each model needs its own folder, not nested "
+                                  "in another's" % (at, dest, other["at"], other["dest"]))
+        pin = model.get("manifest_sha256")
+        if pin is not None and (not isinstance(pin, str) or not _SHA_RE.match(pin)):
+            errors.append("%s: manifest_sha256 '%s' must be the manifest's sha256, 64 hexadecimal digits" % (at, pin))
+        seen.append({"name": name if isinstance(name, str) else None, "at": where, "dest": dest})
+    return errors
+
+
 class FilterModule(object):
     """model_weights filters."""
 
     def filters(self):
-        return {"model_weights_evidence": model_weights_evidence}
+        return {
+            "model_weights_evidence": model_weights_evidence,
+            "model_weights_errors": model_weights_errors,
+        }

@@ -139,9 +139,9 @@ import json
 import os
 import shlex
 import shutil
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.airgap_manifest import atomic_write as _atomic_write
 from ansible.module_utils.airgap_vlan import (
     DROPIN_NAME, MARKER, NETWORKD_PREFIX, NM_PREFIX, file_interfaces, owned_paths as vlan_owned_paths)
 
@@ -163,18 +163,8 @@ def read_text(path):
 
 
 def atomic_write(path, text, mode):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` atomically and durably (fsync of the file and its folder: airgap_manifest's)."""
+    _atomic_write(path, text, mode, makedirs=True)
 
 
 def timer_available():

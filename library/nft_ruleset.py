@@ -213,6 +213,7 @@ import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.airgap_manifest import atomic_write as _atomic_write
 from ansible.module_utils.airgap_nft import (
     check_content_scope, claimed_hash, delete_transaction_text, normalize_listing,
     parse_table_spec, transaction_text)
@@ -237,26 +238,8 @@ def subprocess_runner(argv, data=None):
 
 
 def atomic_write(path, text, mode=0o644):
-    """Write ``text`` so readers see the old file or the new one, never half of it."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write ``text`` so readers see the old file or the new one, never half of it (airgap_manifest's)."""
+    _atomic_write(path, text, mode, makedirs=True)
 
 
 def read_text(path):

@@ -76,6 +76,7 @@ import json
 import os
 import stat
 
+from ansible.module_utils.airgap_manifest import atomic_write
 from ansible.module_utils.basic import AnsibleModule
 
 
@@ -114,12 +115,8 @@ def read_stamp(path):
 
 
 def write_stamp(path, text):
-    """Write the stamp root-only, atomically."""
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text + "\n")
-    os.rename(tmp, path)
+    """Write the stamp root-only, atomically and durably (airgap_manifest's atomic_write)."""
+    atomic_write(path, text + "\n", 0o600)
 
 
 def main():

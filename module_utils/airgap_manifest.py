@@ -534,9 +534,20 @@ def same_cache(old, new):
     return all(old.get(k) == new.get(k) for k in keys)
 
 
-def atomic_write(path, data, mode=0o644):
-    """Write bytes to ``path`` via a temporary sibling, fsync and rename."""
+def atomic_write(path, data, mode=0o644, makedirs=False):
+    """Write ``data`` (bytes or text) so readers see the old file or the new one, never half of it.
+
+    A temporary sibling, fsync, chmod, rename, then fsync of the folder so
+    the rename survives a crash. The project's one implementation: this file
+    also runs on its own on the host (the start-time check) and so cannot
+    import it; the modules (weights_sync, nft_ruleset, network_vlan_apply,
+    vllm_secret) import it from here.
+    """
     folder = os.path.dirname(path) or "."
+    if makedirs:
+        os.makedirs(folder, exist_ok=True)
+    if not isinstance(data, bytes):
+        data = data.encode("utf-8")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fileobj:

@@ -134,40 +134,19 @@ def allowlist_conflicts(forbidden, allow, forbidden_var="isolation_monitor_forbi
                         allow_var="firewall_egress_allow"):
     """Forbidden targets that the firewall's egress allowlist admits (a contradiction).
 
-    A target conflicts with an entry when the protocol on the wire matches,
-    the destination lies in the entry's address or CIDR, and the port is one
-    of the entry's ports (ICMP has none). Such a target would be reachable by
-    design, so the monitor would stop the servers every round.
+    Such a target would be reachable by design, so the monitor would stop
+    the servers every round. What "admits" means is airgap_allowlist's, the
+    same module the firewall's lockout guard and the model server's check
+    use. Imported here, on the controller only: the daemon on the host calls
+    this with no allowlist and never needs it.
     """
-    problems = []
-    for i, target in enumerate(forbidden or []):
-        if not isinstance(target, dict):
-            continue
-        addr = _address(target.get("dest"))
-        if addr is None:
-            continue
-        wire, port = _wire_proto(target, addr), target_port(target)
-        for j, entry in enumerate(allow or []):
-            if not isinstance(entry, dict):
-                continue
-            try:
-                net = ipaddress.ip_network(str(entry.get("dest", "")).strip(), strict=False)
-            except ValueError:
-                continue
-            proto = entry.get("proto")
-            if proto == "icmp" and net.version == 6:
-                proto = "icmpv6"
-            if net.version != addr.version or proto != wire or addr not in net:
-                continue
-            ports = entry.get("ports") or []
-            ports = [ports] if isinstance(ports, (int, str)) else ports
-            if port is not None and port not in [int(p) for p in ports if str(p).isdigit()]:
-                continue
-            problems.append("%s[%d] (%s) is allowed by %s[%d] (%s: %s %s%s): a forbidden target must not be on "
-                            "the egress allowlist" % (forbidden_var, i, target_label(target), allow_var, j,
-                                                      entry.get("name", "?"), proto, net,
-                                                      "" if port is None else " port %d" % port))
-    return problems
+    if not allow:
+        return []
+    try:
+        from ansible.module_utils import airgap_allowlist as allowlist
+    except ImportError:  # pytest and controller-side plugins import module_utils from its folder
+        import airgap_allowlist as allowlist
+    return allowlist.conflicts(forbidden, allow, forbidden_var, allow_var, _wire_proto, target_port, target_label)
 
 
 def _number(value):

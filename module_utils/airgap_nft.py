@@ -54,6 +54,11 @@ import hashlib
 import re
 
 try:
+    from ansible.module_utils import airgap_allowlist as allowlist
+except ImportError:  # pytest and controller-side plugins import module_utils from its folder
+    import airgap_allowlist as allowlist
+
+try:
     import netaddr
 except ImportError:  # the target-side half must import without netaddr
     netaddr = None
@@ -1009,20 +1014,9 @@ def admitting_entry(ingress_norm, client_ip, server_port, interface=None, interf
         raise FirewallConfigError(["server port %r is not a port number" % (server_port,)])
     if addr.is_loopback():
         return "loopback"
-    roles = interface_roles or {}
-    for entry in ingress_norm or []:
-        if entry["proto"] != "tcp" or port not in entry["ports"]:
-            continue
-        net = netaddr.IPNetwork(entry["addr"])
-        if net.version != addr.version or addr not in net:
-            continue
-        errors = []
-        bound = _resolve_interfaces(entry, roles, errors)
-        if entry.get("interfaces") or entry.get("purposes"):
-            if interface is None or interface not in bound:
-                continue
-        return entry["name"]
-    return None
+    # What admits what is airgap_allowlist's, shared with the model server's
+    # and the isolation monitor's checks.
+    return allowlist.admitting(ingress_norm, "ingress", str(addr), "tcp", port, interface, interface_roles)
 
 
 def connection_admitted(ingress_norm, client_ip, server_port, interface=None, interface_roles=None):

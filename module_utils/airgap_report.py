@@ -33,6 +33,7 @@ __metaclass__ = type
 
 import copy
 import datetime
+import glob
 import hashlib
 import html
 import json
@@ -72,8 +73,12 @@ FRAMEWORK_REF_RE = {
     "nist_800_53": re.compile(r"^[A-Z]{2}-[0-9]+(\([0-9]+\))?$"),
     "hipaa": re.compile(r"^164\.3[0-9]{2}(\([a-zA-Z0-9]+\))*$"),
 }
-CATALOGUE_FIELDS = ("id", "title", "rationale", "role", "enforced_by", "verified_by",
+CATALOGUE_FIELDS = ("id", "title", "rationale", "role", "verified_by",
                     "severity", "frameworks", "applies_to")
+# enforced_by is not written in the catalogue: it is derived from the task
+# names that lead with the control id (control_task_links), as
+# ansible-lockdown does, so the two can never disagree.
+DERIVED_FIELDS = ("enforced_by",)
 # Report order of the catalogue files; others follow alphabetically.
 AREA_ORDER = ("network", "repos", "gpu", "weights", "vllm", "monitor", "host")
 
@@ -166,6 +171,10 @@ def validate_catalogue_entry(entry, where):
     missing = [f for f in CATALOGUE_FIELDS if f not in entry or entry[f] in (None, "", [], {})]
     if missing:
         raise CatalogueError("%s: missing field %s" % (where, ", ".join(repr(m) for m in missing)))
+    derived = sorted(set(entry) & set(DERIVED_FIELDS))
+    if derived:
+        raise CatalogueError("%s: field %s is derived from the task names that lead with the control id; "
+                             "remove it" % (where, ", ".join(repr(d) for d in derived)))
     unknown = sorted(set(entry) - set(CATALOGUE_FIELDS))
     if unknown:
         raise CatalogueError("%s: unknown field %s" % (where, ", ".join(repr(u) for u in unknown)))
@@ -178,11 +187,7 @@ def validate_catalogue_entry(entry, where):
         raise CatalogueError("%s: severity %r is not one of %s"
                              % (where, entry["severity"], ", ".join(SEVERITIES)))
     out["severity"] = entry["severity"]
-    out["enforced_by"] = _require_str_list(entry["enforced_by"], where, "enforced_by")
-    for task in out["enforced_by"]:
-        # Tracing a control to its task is a grep for the id: the name must carry it.
-        if cid not in task:
-            raise CatalogueError("%s: enforced_by item %r does not contain the control id" % (where, task))
+    out["enforced_by"] = []
     out["applies_to"] = _require_str_list(entry["applies_to"], where, "applies_to")
     out["frameworks"] = _validate_frameworks(entry["frameworks"], where)
     return out
@@ -219,11 +224,60 @@ def _load_yaml(path):
         raise CatalogueError("%s: not valid YAML: %s" % (path, exc))
 
 
-def load_catalogue(directory):
+_NESTED_KEYS = ("block", "rescue", "always")
+
+
+def _walk_tasks(items):
+    for item in items or []:
+        if not isinstance(item, dict):
+            continue
+        yield item
+        for key in _NESTED_KEYS:
+            if isinstance(item.get(key), list):
+                for inner in _walk_tasks(item[key]):
+                    yield inner
+
+
+def leading_control_ids(name):
+    """Control ids a task name leads with: "A-B | C-D | text" gives ["A-B", "C-D"]."""
+    ids = []
+    parts = name.split(" | ")
+    for part in parts[:-1]:
+        if not CONTROL_ID_RE.match(part):
+            break
+        ids.append(part)
+    return ids
+
+
+def control_task_links(roles_dir):
+    """{control id: sorted task names} from roles/*/tasks/: each task whose name leads with the id.
+
+    The files named verify.yml prove a control (the catalogue's
+    verified_by); their tasks are not counted as enforcing it.
+    """
+    links = {}
+    for role_tasks in sorted(glob.glob(os.path.join(roles_dir, "*", "tasks"))):
+        for dirpath, _dirs, names in os.walk(role_tasks):
+            for fname in sorted(names):
+                if not fname.endswith((".yml", ".yaml")) or fname == "verify.yml":
+                    continue
+                data = _load_yaml(os.path.join(dirpath, fname))
+                for task in _walk_tasks(data if isinstance(data, list) else []):
+                    name = task.get("name")
+                    if isinstance(name, str):
+                        for cid in leading_control_ids(name):
+                            links.setdefault(cid, set()).add(name)
+    return dict((cid, sorted(names)) for cid, names in links.items())
+
+
+def load_catalogue(directory, roles_dir=None):
     """Load every ``*.yml`` in ``directory`` and return ``{id: entry}`` in report order.
 
-    Raises CatalogueError naming the file, the entry and the field on any
-    missing field, duplicate id, bad severity or empty framework list.
+    ``enforced_by`` of each entry is derived from the tasks under
+    ``roles_dir`` (default: the ``roles`` folder beside the catalogue) whose
+    names lead with the control id. Raises CatalogueError naming the file,
+    the entry and the field on any missing field, duplicate id, bad severity
+    or empty framework list.
     """
     catalogue = {}
     seen_in = {}
@@ -243,6 +297,11 @@ def load_catalogue(directory):
             catalogue[entry["id"]] = entry
     if not catalogue:
         raise CatalogueError("controls catalogue %r defines no controls" % (directory,))
+    roles_dir = roles_dir or os.path.join(os.path.dirname(os.path.abspath(directory)), "roles")
+    if os.path.isdir(roles_dir):
+        links = control_task_links(roles_dir)
+        for cid, entry in catalogue.items():
+            entry["enforced_by"] = links.get(cid, [])
     return catalogue
 
 

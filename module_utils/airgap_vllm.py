@@ -40,6 +40,13 @@ __metaclass__ = type
 import ipaddress
 import re
 
+try:
+    from ansible.module_utils import airgap_allowlist as allowlist
+    from ansible.module_utils.airgap_plan import container_name, secret_name, unit_name, vlan_networks
+except ImportError:  # pytest and controller-side plugins import module_utils from its folder
+    import airgap_allowlist as allowlist
+    from airgap_plan import container_name, secret_name, unit_name, vlan_networks
+
 ROLE = "vllm_server"
 LABEL_MODEL = "airgap.vllm_server.model"
 LABEL_MANAGED = "airgap.vllm_server.managed"
@@ -104,17 +111,8 @@ def _addr(value):
 
 
 def vlan_inference_networks(vlan_interfaces):
-    """Subnets of the network_vlan_interfaces entries whose purpose is inference."""
-    nets = []
-    for entry in vlan_interfaces or []:
-        if not isinstance(entry, dict) or entry.get("purpose") != "inference":
-            continue
-        for address in entry.get("addresses") or []:
-            try:
-                nets.append(str(ipaddress.ip_interface(str(address)).network))
-            except ValueError:
-                continue  # network_vlan validates its own input; an unparsable entry is not an inference net
-    return nets
+    """Subnets of the network_vlan_interfaces entries whose purpose is inference (the site plan's)."""
+    return vlan_networks(vlan_interfaces, "inference")
 
 
 def inference_networks(cfg):
@@ -151,34 +149,6 @@ def backend_addresses(models, subnet):
 # Validation
 
 
-def _ports_of(entry):
-    ports = entry.get("ports")
-    if isinstance(ports, (int, str)) and not isinstance(ports, bool):
-        ports = [ports]
-    out = set()
-    for port in ports or []:
-        try:
-            out.add(int(port))
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-def _fw_admits(entries, key, match, port):
-    """Names of firewall allow entries (tcp, port, key network satisfying match) that admit the flow."""
-    names = []
-    for entry in entries or []:
-        if not isinstance(entry, dict) or entry.get("proto") != "tcp" or port not in _ports_of(entry):
-            continue
-        try:
-            net = _net(entry.get(key))
-        except ValueError:
-            continue
-        if match(net):
-            names.append(entry.get("name"))
-    return names
-
-
 def _gpu_set(gpus):
     """Normalise gpus: 'none' -> [], 'all' -> ['all'], ints/strings -> CDI device names."""
     if gpus in (None, "none", [], "") or gpus is False:
@@ -196,7 +166,8 @@ def _gpu_set(gpus):
 
 def _validate_model(index, model, cfg, ctx, errors):
     """Check one vllm_server_models entry; record what later entries are compared against."""
-    at = "%smodels[%d]" % (VAR, index)
+    models_var = cfg.get("models_var") or VAR + "models"
+    at = "%s[%d]" % (models_var, index)
     if not isinstance(model, dict):
         errors.append("%s: '%s' must be a mapping with name and port" % (at, model))
         return
@@ -215,7 +186,7 @@ def _validate_model(index, model, cfg, ctx, errors):
         errors.append("%s: model_weights_by_name has no start-time check for '%s'; run the model_weights role"
                       " first (without the check the unit could not fail closed)" % (at, name))
     elif name in ctx["names"]:
-        errors.append("%s: name '%s' is already used by %smodels[%d]" % (at, name, VAR, ctx["names"][name]))
+        errors.append("%s: name '%s' is already used by %s[%d]" % (at, name, models_var, ctx["names"][name]))
     else:
         ctx["names"][name] = index
 
@@ -224,8 +195,8 @@ def _validate_model(index, model, cfg, ctx, errors):
         errors.append("%s: port %r must be a whole number from 1 to 65535" % (at, port))
     elif port in ctx["ports"]:
         other = ctx["ports"][port]
-        errors.append("%s: port %d is already used by %smodels[%d] '%s'; each model needs its own port on %s"
-                      % (at, port, VAR, other[0], other[1], cfg.get("bind_address")))
+        errors.append("%s: port %d is already used by %s[%d] '%s'; each model needs its own port on %s"
+                      % (at, port, models_var, other[0], other[1], cfg.get("bind_address")))
     else:
         ctx["ports"][port] = (index, name)
 
@@ -421,17 +392,18 @@ def _validate_firewall(cfg, models, backends, infer, errors):
         except ValueError:
             continue
         at = "%smodels[%d] '%s'" % (VAR, index, model.get("name"))
-        if not _fw_admits(cfg.get("firewall_egress_allow"), "dest",
-                          lambda net, b=backend: net.version == b.version and b in net, port):
+        if allowlist.admitting(cfg.get("firewall_egress_allow"), "egress", backend, "tcp", port) is None:
             errors.append("firewall_egress_allow: no entry allows tcp to %s port %s, the backend of %s; the firewall"
                           " would block the front end from reaching it. Add e.g. {name: vllm-backend, dest: %s,"
                           " proto: tcp, ports: [%s]}" % (backend, port, at, cfg.get("network_subnet"), port))
         mport = model.get("port")
-        if isinstance(mport, int) and infer and not _fw_admits(
-                cfg.get("firewall_ingress_allow"), "src",
-                lambda net: any(net.version == i.version and net.overlaps(i) for i in infer), mport):
-            errors.append("firewall_ingress_allow: no entry admits tcp port %s from the inference network (%s) for"
-                          " %s; clients could not reach it" % (mport, ", ".join(str(n) for n in infer), at))
+        # On the inference zone: an entry bound to another zone does not let clients in.
+        if isinstance(mport, int) and infer and not any(allowlist.admitting_from_network(
+                cfg.get("firewall_ingress_allow"), "ingress", net, "tcp", mport, zone="inference",
+                interface_roles=cfg.get("interface_roles")) for net in infer):
+            errors.append("firewall_ingress_allow: no entry admits tcp port %s from the inference network (%s) on"
+                          " the inference zone for %s; clients could not reach it"
+                          % (mport, ", ".join(str(n) for n in infer), at))
 
 
 def validate(cfg):
@@ -485,9 +457,9 @@ def plan(cfg):
         mount = "/models/" + name
         out.append({
             "name": name,
-            "unit": "vllm-%s.service" % name,
-            "container": "vllm-%s" % name,
-            "secret": "vllm-%s-api-key" % name,
+            "unit": unit_name(name),
+            "container": container_name(name),
+            "secret": secret_name(name),
             "api_key_file": model.get("api_key_file") or cfg["api_key_file"],
             "port": model["port"],
             "bind_address": str(_addr(cfg["bind_address"])),

@@ -28,7 +28,7 @@ def entry(cid="NET-TEST", **over):
     """A valid catalogue entry; override fields to break it."""
     base = {
         "id": cid, "title": "A test control", "rationale": "Because.", "role": "firewall",
-        "enforced_by": ["%s | Do the thing" % cid], "verified_by": "roles/firewall/tasks/verify.yml",
+        "verified_by": "roles/firewall/tasks/verify.yml",
         "severity": "high", "applies_to": ["gpu_nodes"],
         "frameworks": {"bsi": ["NET.3.2.A2"], "nist_800_53": ["SC-7"], "hipaa": ["164.312(e)(1)"]},
     }
@@ -82,7 +82,7 @@ def test_real_catalogue_loads_in_area_order(catalogue):
     assert ids.index("REPO-MIRROR-ONLY") < ids.index("GPU-DRIVER-PINNED") < ids.index("HOST-SSHD")
 
 
-@pytest.mark.parametrize("field", ["title", "rationale", "role", "enforced_by", "verified_by",
+@pytest.mark.parametrize("field", ["title", "rationale", "role", "verified_by",
                                    "severity", "frameworks", "applies_to"])
 def test_catalogue_missing_field_is_named(tmp_path, field):
     bad = entry()
@@ -130,17 +130,32 @@ def test_catalogue_malformed_reference(tmp_path, framework, ref):
         rep.load_catalogue(folder)
 
 
-def test_catalogue_enforced_by_must_name_the_id(tmp_path):
-    folder = write_catalogue(tmp_path, {"network.yml": [entry(enforced_by=["Load the table"])]})
-    with pytest.raises(rep.CatalogueError, match="does not contain the control id"):
+def test_catalogue_refuses_a_written_enforced_by(tmp_path):
+    """One bookkeeping: the links come from the task names, never from a second list."""
+    folder = write_catalogue(tmp_path, {"network.yml": [entry(enforced_by=["NET-TEST | Load the table"])]})
+    with pytest.raises(rep.CatalogueError, match="'enforced_by' is derived from the task names"):
         rep.load_catalogue(folder)
+
+
+def test_enforced_by_is_derived_from_the_task_names_outside_verify(tmp_path):
+    folder = write_catalogue(tmp_path, {"network.yml": [entry("NET-TEST"), entry("NET-OTHER")]})
+    tasks = tmp_path / "roles" / "firewall" / "tasks"
+    tasks.mkdir(parents=True)
+    (tasks / "main.yml").write_text(yaml.safe_dump([
+        {"name": "NET-TEST | Load the table", "ansible.builtin.debug": {}},
+        {"name": "Group", "block": [{"name": "NET-TEST | NET-OTHER | Render", "ansible.builtin.debug": {}}]},
+        {"name": "Mentions NET-OTHER | but does not lead with it", "ansible.builtin.debug": {}}]))
+    (tasks / "verify.yml").write_text(yaml.safe_dump([{"name": "NET-OTHER | Probe", "ansible.builtin.debug": {}}]))
+    catalogue = rep.load_catalogue(folder)
+    assert catalogue["NET-TEST"]["enforced_by"] == ["NET-TEST | Load the table", "NET-TEST | NET-OTHER | Render"]
+    assert catalogue["NET-OTHER"]["enforced_by"] == ["NET-TEST | NET-OTHER | Render"]
 
 
 def test_catalogue_unknown_field_and_bad_id(tmp_path):
     folder = write_catalogue(tmp_path, {"network.yml": [entry(owner="me")]})
     with pytest.raises(rep.CatalogueError, match="unknown field 'owner'"):
         rep.load_catalogue(folder)
-    folder = write_catalogue(tmp_path, {"network.yml": [entry("net-lower", enforced_by=["net-lower | x"])]})
+    folder = write_catalogue(tmp_path, {"network.yml": [entry("net-lower")]})
     with pytest.raises(rep.CatalogueError, match="not of the form AREA-NAME"):
         rep.load_catalogue(folder)
 

@@ -4,11 +4,12 @@
 """Traceability between the controls catalogue and the roles' tasks.
 
 An auditor follows a control from controls/*.yml to the tasks that enforce it
-(``enforced_by``, by exact task name) and the file that verifies it
+(``enforced_by``, the tasks whose names lead with its id) and the file that verifies it
 (``verified_by``). These tests keep both links true:
 
-- for a role that exists, every ``enforced_by`` name is the exact ``name:`` of
-  a task under roles/*/tasks/ and ``verified_by`` is an existing file;
+- ``enforced_by`` is derived by the report from the task names that lead
+  with the control id (one bookkeeping): every control of a written role has
+  at least one such task, and ``verified_by`` is an existing file;
 - a role that does not exist yet must at least be one of the roles DESIGN.md
   names, so a typo in ``role:`` fails instead of being excused as "not written yet";
 - every task whose name starts with control ids ("NET-EGRESS-DENY | ...")
@@ -121,7 +122,7 @@ def test_task_names_are_found_in_nested_blocks():
     assert TASK_NAMES, "no task names found under roles/*/tasks"
     if os.path.isdir(os.path.join(ROLES_DIR, "firewall")):
         # This one sits inside the block of the firewall's validate step.
-        assert "NET-EGRESS-ALLOWLIST | Normalise and validate firewall_egress_allow" in TASK_NAMES
+        assert "NET-EGRESS-ALLOWLIST | Normalise and validate the plan's entries and firewall_egress_allow" in TASK_NAMES
 
 
 def test_catalogue_has_controls():
@@ -193,3 +194,25 @@ _LOOKS_LIKE_ID = re.compile(r"^[A-Z][A-Z0-9_-]*[-_][A-Z0-9_-]+\s*\|")
 def test_no_malformed_control_prefixes():
     bad = [n for n in TASK_NAMES if _LOOKS_LIKE_ID.match(n) and not leading_control_ids(n)]
     assert not bad, "task names that look like a control prefix but are not 'ID | ...': %s" % bad
+
+
+
+@pytest.mark.parametrize("cid", sorted(CATALOGUE))
+def test_every_written_control_has_an_enforcing_task(cid):
+    """The report's enforced_by is derived from the task names: a control of a written role needs one."""
+    control = CATALOGUE[cid]
+    if not role_written(control, cid):
+        return
+    assert control["enforced_by"], "control %s: no task outside verify.yml leads with '%s | '" % (cid, cid)
+
+
+def test_derived_links_are_exactly_the_tasks_that_lead_with_each_id():
+    """An independent walk (this file's) agrees with the report's derivation."""
+    mine = {}
+    for name, paths in TASK_NAMES.items():
+        if all(os.path.basename(p) == "verify.yml" for p in paths):
+            continue
+        for cid in leading_control_ids(name):
+            mine.setdefault(cid, set()).add(name)
+    for cid, control in CATALOGUE.items():
+        assert set(control["enforced_by"]) == mine.get(cid, set()), cid

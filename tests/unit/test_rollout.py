@@ -194,6 +194,15 @@ def test_summary_sorts_hosts_by_what_happened():
                        "interrupted": [], "unchanged": ["gpu-node-3"], "untouched": ["gpu-node-4"]}
 
 
+def test_a_failure_in_the_validation_play_leaves_every_other_host_untouched():
+    cb = _callback()
+    checked = {"a": {"changed": 0, "failures": 0}, "b": {"failures": 1}, "c": {"unreachable": 1}}
+    summary = cb.summarize(["a", "b", "c"], {}, batches=[], checked=checked)
+    assert summary["failed"] == ["b"] and summary["unreachable"] == ["c"]
+    assert summary["untouched"] == ["a"] and summary["changed"] == [] and summary["interrupted"] == []
+    assert cb.render("Validation", summary)[0] == "Validation: STOPPED before every host was done"
+
+
 def test_batch_mates_of_a_failed_host_are_interrupted_not_unchanged():
     cb = _callback()
     stats = {"a": {"changed": 2, "failures": 1}, "b": {"changed": 1}, "c": {}, "d": {}}
@@ -212,7 +221,7 @@ def test_summary_text_says_the_rollout_stopped_and_who_was_untouched():
         "changed": ["gpu-node-1"], "failed": ["gpu-node-1"], "unreachable": [], "interrupted": [],
         "unchanged": [], "untouched": ["gpu-node-2", "gpu-node-3"]})
     assert lines[0] == "Turn GPU nodes into isolated LLM inference hosts: STOPPED before every host was done"
-    assert "  untouched    gpu-node-2, gpu-node-3 (never contacted: nothing was changed on them)" in lines
+    assert "  untouched    gpu-node-2, gpu-node-3 (never converged: nothing was changed on them)" in lines
     assert "  unreachable  -" in lines
 
 
@@ -240,3 +249,26 @@ def test_connections_say_how_each_host_is_reached():
         "gpu-node-1: ssh airgap-admin@10.89.0.21:22, sudo to root",
         "gpu-node-2: ssh 10.10.0.22:22, sudo to root",
         "gpu-node-3: airgap_podman airgap-lab-gpu-node-3 (not a network connection: nothing the firewall could cut)"]
+
+
+class _Display(object):
+    def __init__(self):
+        self.lines = []
+
+    def banner(self, text):
+        self.lines.append(text)
+
+    def display(self, text):
+        self.lines.append(text)
+
+
+def test_an_audit_whose_validation_passed_prints_no_rollout_summary():
+    cb = _callback().CallbackModule()
+    cb._display = _Display()
+    cb._summary = {"title": None, "hosts": ["a"], "stats": {}, "checked": {"a": {"failures": 0}}, "batches": []}
+    cb.v2_playbook_on_stats(None)
+    assert cb._display.lines == []
+    cb._summary["checked"]["a"]["failures"] = 1
+    cb.v2_playbook_on_stats(None)
+    assert cb._display.lines[0] == "ROLLOUT SUMMARY"
+    assert cb._display.lines[1] == "Validation (nothing was converged): FAILED"
