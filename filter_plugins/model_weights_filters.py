@@ -262,6 +262,26 @@ def model_weights_errors(models, settings, labels=None):
     return errors
 
 
+def model_weights_sync_defaults(settings):
+    """The weights_sync arguments every model shares, from the model_weights_ settings.
+
+    Used as the tasks' module_defaults, so the sync, the re-own pass and the
+    audit's verify run with one set of arguments, written once. ca_path is
+    left out when empty (the system trust store).
+    """
+    s = dict(settings or {})
+    out = {
+        "base_url": s.get("airgap_mirror_url"),
+        "verify": s.get("model_weights_verify"),
+        "workers": int(s.get("model_weights_workers")),
+        "timeout": int(s.get("model_weights_timeout")),
+        "validate_certs": s.get("model_weights_validate_certs"),
+    }
+    if s.get("model_weights_ca_path"):
+        out["ca_path"] = s["model_weights_ca_path"]
+    return out
+
+
 class FilterModule(object):
     """model_weights filters."""
 
@@ -269,4 +289,5 @@ class FilterModule(object):
         return {
             "model_weights_evidence": model_weights_evidence,
             "model_weights_errors": model_weights_errors,
+            "model_weights_sync_defaults": model_weights_sync_defaults,
         }

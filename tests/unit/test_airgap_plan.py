@@ -225,3 +225,12 @@ def test_the_lab_declares_each_model_once():
     for old in ("model_weights_models", "vllm_server_models", "host_hardening_extra_listeners",
                 "isolation_monitor_positive_control"):
         assert old not in lab, old
+
+
+def test_weights_sync_shares_one_set_of_arguments_built_in_python():
+    from model_weights_filters import model_weights_sync_defaults
+    assert model_weights_sync_defaults(dict(SETTINGS, model_weights_workers="4")) == {
+        "base_url": "http://mirror.lab.internal", "verify": "cache", "workers": 4, "timeout": 60,
+        "validate_certs": True}
+    assert model_weights_sync_defaults(dict(SETTINGS, model_weights_ca_path="/etc/ssl/ca.pem"))["ca_path"] == \
+        "/etc/ssl/ca.pem"

@@ -122,7 +122,7 @@ def test_task_names_are_found_in_nested_blocks():
     assert TASK_NAMES, "no task names found under roles/*/tasks"
     if os.path.isdir(os.path.join(ROLES_DIR, "firewall")):
         # This one sits inside the block of the firewall's validate step.
-        assert "NET-EGRESS-ALLOWLIST | Normalise and validate the plan's entries and firewall_egress_allow" in TASK_NAMES
+        assert "NET-EGRESS-ALLOWLIST | Normalise and validate firewall_egress_allow, firewall_ingress_allow and the plan's entries" in TASK_NAMES
 
 
 def test_catalogue_has_controls():
