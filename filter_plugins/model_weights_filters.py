@@ -12,10 +12,12 @@ import sys
 
 try:
     from ansible.module_utils.airgap_evidence import make_record
+    from ansible.module_utils.airgap_plan import mirror_endpoint, whole_number
 except ImportError:
     # Controller-side plugins do not see the configured module_utils path.
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
     from airgap_evidence import make_record  # noqa: E402
+    from airgap_plan import mirror_endpoint, whole_number  # noqa: E402
 
 ROLE = "model_weights"
 CONTROL = "WEIGHTS-INTEGRITY"
@@ -99,7 +101,6 @@ def model_weights_evidence(models, verified, gate, root, files, by_name, perms):
 # variable, the entry and the model, before any host changes.
 
 _NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,62}\Z")
-_URL_RE = re.compile(r"\Ahttps?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[^?#\s]*)?\Z")
 _REL_RE = re.compile(r"\A[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*\Z")
 # dest goes unquoted into systemd unit lines and container mount options.
 _ABS_RE = re.compile(r"\A(/[A-Za-z0-9_.+-]+)+\Z")
@@ -112,19 +113,6 @@ SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/bin", "/sbin"
                "/var/backups", "/tmp", "/root")
 
 
-def _whole(value, low, high):
-    """An int from an int or ASCII digits within [low, high], else None (booleans are not numbers)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and re.match(r"\A[0-9]{1,6}\Z", value):
-        number = int(value)
-    else:
-        return None
-    return number if low <= number <= high else None
-
-
 def _settings_errors(s, has_models):
     errors = []
     if has_models:
@@ -132,14 +120,14 @@ def _settings_errors(s, has_models):
         if url is None:
             errors.append("airgap_mirror_url is not defined; it must be the http:// or https:// URL of the internal "
                           "model mirror")
-        elif not isinstance(url, str) or not _URL_RE.match(url):
+        elif mirror_endpoint(url) is None:  # the site plan's reading of the URL, the only one
             errors.append("airgap_mirror_url: '%s' must be an http:// or https:// URL with a host and no query, "
                           "fragment or credentials" % (url,))
     if s.get("model_weights_verify") not in ("cache", "full"):
         errors.append("model_weights_verify: '%s' must be cache or full" % (s.get("model_weights_verify"),))
-    if _whole(s.get("model_weights_workers"), 1, 64) is None:
+    if whole_number(s.get("model_weights_workers"), 1, 64) is None:
         errors.append("model_weights_workers: '%s' must be a whole number from 1 to 64" % (s.get("model_weights_workers"),))
-    if _whole(s.get("model_weights_timeout"), 1, 3600) is None:
+    if whole_number(s.get("model_weights_timeout"), 1, 3600) is None:
         errors.append("model_weights_timeout: '%s' must be a whole number of seconds from 1 to 3600"
                       % (s.get("model_weights_timeout"),))
     for var in ("model_weights_remove_extras", "model_weights_validate_certs"):

@@ -104,17 +104,26 @@ def _is_list(value):
     return isinstance(value, (list, tuple))
 
 
-def _port(value):
-    """A TCP port from an int or a string of ASCII digits, else None."""
+def whole_number(value, low, high):
+    """An int from an int or ASCII digits within [low, high], else None.
+
+    Booleans are not numbers, and only ASCII digits count: int() also reads
+    "1_0", " 1 " and non-ASCII digits, which would turn a typo into a value.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and re.match(r"\A[0-9]{1,5}\Z", value):
+    elif isinstance(value, str) and re.match(r"\A[0-9]{1,6}\Z", value):
         number = int(value)
     else:
         return None
-    return number if 1 <= number <= 65535 else None
+    return number if low <= number <= high else None
+
+
+def _port(value):
+    """A TCP port from an int or a string of ASCII digits, else None."""
+    return whole_number(value, 1, 65535)
 
 
 def _network(value):
@@ -136,7 +145,7 @@ def mirror_endpoint(url):
     """(scheme, host, port) of the mirror URL, or None when it is not an http(s) URL with a host."""
     if not isinstance(url, str):
         return None
-    match = _URL_RE.match(url.strip())
+    match = _URL_RE.match(url)  # not stripped: a stray space or newline would reach every URL built from it
     if not match:
         return None
     scheme, host, port = match.group(1), match.group(2), match.group(3)
